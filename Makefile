@@ -1,0 +1,39 @@
+# recnas: two commands do everything.
+#   make demo   create .venv, install recnas, run jobs/demo.yaml on the shipped data
+#   make test   create .venv, install recnas with its test tools, run the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint ui clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true \
+		$(BIN)/recnas run jobs/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check platform tests
+	RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true \
+		$(BIN)/pytest -q -m "not benchmark" tests
+
+bench: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true \
+		$(BIN)/pytest -q -s -m benchmark tests/benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check platform tests
+	$(BIN)/ruff format --check platform tests
+
+ui: $(STAMP)
+	$(BIN)/recnas ui
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""Datasets: raw readers, ingest to Parquet splits, vocabularies, the loader."""

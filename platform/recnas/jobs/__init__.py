@@ -1,0 +1,1 @@
+"""Job specs, the pipeline stages and cluster submission."""

@@ -1,0 +1,1 @@
+"""Models: operators, the supernet, standalone subnets, baselines, cost."""

@@ -1,0 +1,1 @@
+"""Architecture search on Ray Tune: searchers, candidate scoring, reports."""

@@ -1,0 +1,1 @@
+"""Search spaces and the architecture encoding: specs, sampling, mutation."""

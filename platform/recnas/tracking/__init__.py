@@ -1,0 +1,1 @@
+"""The MLflow adapter: the only code that imports mlflow."""

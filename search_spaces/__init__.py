@@ -1,0 +1,1 @@
+"""The search-space specs shipped with recnas (YAML files in this folder)."""
