@@ -1,0 +1,169 @@
+"""Runs a job's stages in order, skipping those already done.
+
+    ingest ─► supernet ─► search ─► retrain ─┐
+       └──────────────────────────► baselines ┴─► report
+
+Each stage has a hash of its inputs: the job sections it reads and the hashes
+of the stages it depends on. A stage whose completion record holds the same
+hash is skipped; any other stage runs (and, where it was interrupted, resumes
+from its checkpoints). Every stage that runs gets an MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from recnas import __version__
+from recnas.jobs import stages
+from recnas.jobs.spec import JobSpec
+from recnas.jobs.store import JobStore
+from recnas.tracking.mlflow_tracker import RunRef, Tracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage.
+
+    Attributes:
+        name: Folder and MLflow run name.
+        run: The stage body: ``run(context) -> outputs``.
+        sections: Job sections it reads (part of its inputs hash).
+        after: Stages whose outputs it reads.
+    """
+
+    name: str
+    run: Callable[[stages.StageContext], dict[str, Any]]
+    sections: tuple[str, ...]
+    after: tuple[str, ...] = ()
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", stages.ingest, ("dataset",)),
+    Stage(
+        "supernet",
+        stages.supernet,
+        ("space", "seed", "resources", "supernet"),
+        ("ingest",),
+    ),
+    Stage("search", stages.search, ("space", "seed", "search"), ("ingest", "supernet")),
+    Stage(
+        "retrain",
+        stages.retrain,
+        ("seed", "resources", "retrain"),
+        ("ingest", "search"),
+    ),
+    Stage(
+        "baselines", stages.baselines, ("seed", "resources", "baselines"), ("ingest",)
+    ),
+    Stage(
+        "report",
+        stages.report,
+        ("tracking",),
+        ("ingest", "search", "retrain", "baselines"),
+    ),
+)
+
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+@dataclass
+class PipelineResult:
+    """What ``run`` did: outputs of every stage, and which ran or were skipped."""
+
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """The stages of one job over one store and one tracker."""
+
+    def __init__(self, job: JobSpec, store: JobStore, tracker: Tracker) -> None:
+        self.job = job
+        self.store = store
+        self.tracker = tracker
+
+    def inputs_hash(self, stage: Stage, hashes: dict[str, str]) -> str:
+        parts = [stage.name, self.job.digest(*stage.sections)]
+        parts += [hashes[a] for a in stage.after]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def run(
+        self, only: Sequence[str] | None = None, force: Sequence[str] = ()
+    ) -> PipelineResult:
+        """Runs the stages (all, or ``only`` these), redoing ``force`` ones.
+
+        A stage left out by ``only`` must have completed before: its outputs
+        feed the later stages.
+        """
+        for name in [*(only or ()), *force]:
+            if name not in STAGE_NAMES:
+                raise ValueError(
+                    f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}"
+                )
+        result = PipelineResult()
+        hashes: dict[str, str] = {}
+        for stage in STAGES:
+            hashes[stage.name] = self.inputs_hash(stage, hashes)
+            record = self.store.record(stage.name)
+            wanted = only is None or stage.name in only
+            fresh = record is not None and record.inputs_hash == hashes[stage.name]
+            if fresh and stage.name not in force or not wanted:
+                if record is None:
+                    raise ValueError(
+                        f"stage {stage.name!r} has not run yet for job "
+                        f"{self.job.name!r}; include it in the stages to run"
+                    )
+                result.outputs[stage.name] = record.outputs
+                result.skipped.append(stage.name)
+                logger.info("stage %s: up to date, skipped", stage.name)
+                continue
+            outputs = self._run_stage(stage, hashes[stage.name], result.outputs)
+            result.outputs[stage.name] = outputs
+            result.ran.append(stage.name)
+        return result
+
+    def _run_stage(
+        self, stage: Stage, inputs_hash: str, upstream: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        logger.info("stage %s: starting", stage.name)
+        start = time.perf_counter()
+        context = stages.StageContext(
+            job=self.job,
+            store=self.store,
+            tracker=self.tracker,
+            upstream=upstream,
+            run=self._parent_run(stage.name, inputs_hash, upstream),
+        )
+        try:
+            outputs = stage.run(context)
+        except BaseException:
+            self.tracker.end_run(context.run, "FAILED")
+            raise
+        seconds = time.perf_counter() - start
+        self.tracker.log_metrics(context.run, {"stage_seconds": seconds})
+        self.tracker.end_run(context.run)
+        self.store.complete(stage.name, inputs_hash, outputs, context.run.run_id)
+        logger.info("stage %s: done in %.0fs", stage.name, seconds)
+        return outputs
+
+    def _parent_run(
+        self, stage: str, inputs_hash: str, upstream: dict[str, dict[str, Any]]
+    ) -> RunRef:
+        # An interrupted stage resumes into its own parent run, so that its
+        # children are not split across two runs.
+        tags = {"recnas.stage": stage, "recnas.inputs_hash": inputs_hash}
+        found = self.tracker.find_run(tags, unfinished=True)
+        if found is not None:
+            self.tracker.reopen(found)
+            return found
+        tags.update(stages.common_tags(self.job, upstream))
+        tags["recnas.version"] = __version__
+        return self.tracker.start_run(stage, tags=tags)

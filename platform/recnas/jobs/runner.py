@@ -1,0 +1,56 @@
+"""``recnas run``: load a job, connect Ray and MLflow, run the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recnas import env
+from recnas.jobs.pipeline import Pipeline, PipelineResult
+from recnas.jobs.runtime import ray_session
+from recnas.jobs.spec import JobSpec, load_job
+from recnas.jobs.store import JobStore
+from recnas.tracking.mlflow_tracker import Tracker, default_tracking_uri
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult(PipelineResult):
+    """A pipeline result plus where its MLflow records are."""
+
+    tracking_uri: str = ""
+
+
+def tracking_uri_for(job: JobSpec) -> str:
+    """The job's MLflow store: env override, the job's, or SQLite under storage."""
+    return (
+        env.tracking_uri() or job.tracking.uri or default_tracking_uri(job.storage_root)
+    )
+
+
+def run_job(
+    path: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    address: str | None = None,
+    stages: Sequence[str] | None = None,
+    force: Sequence[str] = (),
+) -> JobResult:
+    """Runs (or resumes) the job in ``path``; see :class:`Pipeline`."""
+    job = load_job(path, overrides)
+    uri = tracking_uri_for(job)
+    store = JobStore(job.storage_root, job.name)
+    logger.info("job %s: storage %s, MLflow %s", job.name, store.base, uri)
+    tracker = Tracker(uri, job.name)
+    with ray_session(address):
+        result = Pipeline(job, store, tracker).run(only=stages, force=force)
+    return JobResult(
+        outputs=result.outputs,
+        ran=result.ran,
+        skipped=result.skipped,
+        tracking_uri=uri,
+    )

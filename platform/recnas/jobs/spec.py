@@ -1,0 +1,284 @@
+"""The job file: one dataset, one search space, the settings of every stage.
+
+A job file is YAML. ``preset`` (``tiny``, ``demo`` or ``paper``) fills in every
+stage setting the file leaves out; the file's own keys win. Unknown keys and
+bad values are refused with the file name and the dotted key. Example::
+
+    name: movielens-demo
+    preset: demo
+    dataset:
+      name: movielens
+      inputs: [datasets/ml-latest-small/ml-latest-small.zip]
+    space: nasrec_small
+    search:
+      budget: 32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recnas import env
+from recnas.jobs.presets import PRESETS
+from recnas.jobs.schema import build, deep_merge
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    """Which raw data to ingest and how to split it.
+
+    Attributes:
+        name: ``criteo``, ``avazu``, ``kdd2012`` or ``movielens``.
+        inputs: Raw files (local paths or ``s3://`` URIs). Relative paths are
+            looked up in the working directory, then beside the job file and
+            in its parent folder.
+        protocol: How rows are split: ``autoctr_811``, ``random`` or ``time``;
+            None for the dataset's default.
+        options: Further ingest settings (vocabulary, hashing, rejects).
+    """
+
+    name: str
+    inputs: list[str]
+    protocol: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrackingSection:
+    """Where MLflow records go.
+
+    Attributes:
+        uri: MLflow tracking URI; None for a SQLite store under storage.
+        register_as: Registered model name of the winner; None for
+            ``<job name>-best``.
+    """
+
+    uri: str | None = None
+    register_as: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourcesSection:
+    """Ray Train workers for every training stage.
+
+    Attributes:
+        workers: Data-parallel workers.
+        cpus_per_worker: CPUs reserved per worker (fractions allowed).
+        use_gpu: One GPU per worker (NCCL); CPU workers use gloo.
+        bf16: bf16 autocast on GPU.
+    """
+
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    bf16: bool = False
+
+
+@dataclass(frozen=True)
+class SupernetSection:
+    """Supernet training (NASRec: Adagrad lr 0.12, batch 512, one epoch).
+
+    Attributes:
+        epochs: Passes over the train split.
+        max_steps: Stop after this many steps; None for whole epochs.
+        batch_size: Global batch size, split over the workers.
+        lr: Peak learning rate.
+        warmup_steps: Steps of the full-supernet warm-up phase (S).
+        layernorm: LayerNorm after FC layers in the supernet.
+        checkpoint_every: Steps between checkpoints.
+    """
+
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 512
+    lr: float = 0.12
+    warmup_steps: int = 0
+    layernorm: bool = True
+    checkpoint_every: int = 200
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    """The evolutionary search and the scoring of each candidate.
+
+    Attributes:
+        searcher: ``regularized_evolution``, ``evolution`` or ``random``.
+        budget: Candidates scored, exactly.
+        population_size: P.
+        sample_size: S, the tournament size.
+        children: C, children per generation.
+        max_mutations: Mutations per child at the start (falls to one).
+        concurrency: Candidates scored at once.
+        cpus_per_trial: CPUs per scoring trial.
+        finetune_steps: Head fine-tuning steps per candidate.
+        finetune_lr: Head fine-tuning learning rate.
+        val_rows: Rows of the fixed validation prefix; None for all.
+        latency_batch: Serving batch size for latency.
+        max_macs: Multiply-add budget per example; None for none.
+        max_latency_ms: Latency budget at the serving batch; None for none.
+    """
+
+    searcher: str = "regularized_evolution"
+    budget: int = 2048
+    population_size: int = 128
+    sample_size: int = 64
+    children: int = 8
+    max_mutations: int = 3
+    concurrency: int = 2
+    cpus_per_trial: float = 1.0
+    finetune_steps: int = 500
+    finetune_lr: float = 0.04
+    val_rows: int | None = 16384
+    latency_batch: int = 512
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """From-scratch training of retrained candidates or baselines.
+
+    Attributes:
+        epochs: Most passes over the training splits.
+        max_steps: Stop after this many steps; None for whole epochs.
+        batch_size: Global batch size.
+        lr: Adam learning rate.
+        patience: Evaluations without improvement before early stopping.
+    """
+
+    epochs: int = 4
+    max_steps: int | None = None
+    batch_size: int = 512
+    lr: float = 1e-3
+    patience: int = 1
+
+
+@dataclass(frozen=True)
+class RetrainSection(TrainSection):
+    """Retraining: the top K candidates from scratch, then the best on
+    train+validation.
+
+    Attributes:
+        top_k: Candidates retrained.
+    """
+
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class BaselinesSection(TrainSection):
+    """The baselines trained on the same splits.
+
+    Attributes:
+        models: Baseline names.
+        params: Hyperparameters per baseline name.
+    """
+
+    models: list[str] = field(default_factory=lambda: ["dnn", "dlrm"])
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A whole job. See the module docstring for the file format."""
+
+    name: str
+    dataset: DatasetSection
+    preset: str = "demo"
+    space: str = "nasrec_small"
+    seed: int = 2018
+    storage: str | None = None
+    tracking: TrackingSection = field(default_factory=TrackingSection)
+    resources: ResourcesSection = field(default_factory=ResourcesSection)
+    supernet: SupernetSection = field(default_factory=SupernetSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    retrain: RetrainSection = field(default_factory=RetrainSection)
+    baselines: BaselinesSection = field(default_factory=BaselinesSection)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"name: {self.name!r} is not a valid job name; use letters, digits, "
+                "'-', '_' or '.', at most 64 characters"
+            )
+
+    @property
+    def storage_root(self) -> str:
+        """Storage URI of all jobs; the job writes under ``<root>/<name>``."""
+        return self.storage or env.storage_root()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as a plain dict (for hashing and logging)."""
+        return dataclasses.asdict(getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self, *sections: str) -> str:
+        """A hash of the named sections, for stage completion records."""
+        payload = {s: self.section(s) for s in sections}
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_job(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    resolve_inputs: bool = True,
+) -> JobSpec:
+    """Reads, merges with its preset, and validates a job file.
+
+    Args:
+        path: The YAML job file.
+        overrides: Values that win over the file (e.g. from the command line),
+            as a nested mapping.
+        resolve_inputs: Turn relative input paths into absolute ones (and fail
+            when one is missing); off when the job runs elsewhere.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"job file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    data = deep_merge(data, overrides or {})
+    build(JobSpec, data, str(path))  # file keys first: errors name the file's own keys
+    preset = data.get("preset", "demo")
+    if preset not in PRESETS:
+        raise ValueError(
+            f"{path}: preset: unknown {preset!r}; use one of {', '.join(PRESETS)}"
+        )
+    job = build(JobSpec, deep_merge(PRESETS[preset], data), str(path))
+    if not resolve_inputs:
+        return job
+    inputs = [_resolve_input(p, path) for p in job.dataset.inputs]
+    return dataclasses.replace(
+        job, dataset=dataclasses.replace(job.dataset, inputs=inputs)
+    )
+
+
+def _resolve_input(value: str, job_file: Path) -> str:
+    if "://" in value or Path(value).is_absolute():
+        return value
+    for base in (Path.cwd(), job_file.parent, job_file.parent.parent):
+        candidate = base / value
+        if candidate.exists():
+            return str(candidate.resolve())
+    raise ValueError(
+        f"{job_file}: dataset.inputs: {value!r} was found neither in the working "
+        f"directory nor beside the job file"
+    )

@@ -1,0 +1,104 @@
+"""Where a job writes: ``<storage>/<job>/<stage>/``, locally or on S3.
+
+Each finished stage leaves ``complete.json`` holding the hash of its inputs and
+its outputs; a rerun whose inputs hash the same skips the stage. Stages that
+produce several models also record each finished model, so an interrupted
+stage redoes only what it had not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from recnas.data import storage
+
+logger = logging.getLogger(__name__)
+
+COMPLETE = "complete.json"
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What a finished stage left behind."""
+
+    stage: str
+    inputs_hash: str
+    outputs: dict[str, Any]
+    finished_at: float
+    run_id: str | None = None
+
+
+class JobStore:
+    """The storage folder of one job.
+
+    Args:
+        root: Storage URI of all jobs (a local folder or ``s3://bucket/prefix``).
+        job: The job name, the folder under ``root``.
+    """
+
+    def __init__(self, root: str, job: str) -> None:
+        if "://" not in root:
+            root = str(Path(root).expanduser().absolute())
+        self.root = root
+        self.job = job
+        self.base = storage.join(root, job)
+        self.fs, self._base_path = storage.resolve(self.base)
+
+    def uri(self, *parts: str) -> str:
+        """A URI under the job's folder."""
+        return storage.join(self.base, *parts)
+
+    def path(self, *parts: str) -> str:
+        """The same location as a path on :attr:`fs`."""
+        return "/".join([self._base_path.rstrip("/"), *parts])
+
+    def read_json(self, *parts: str) -> Any | None:
+        """A JSON file under the job folder, or None when absent."""
+        path = self.path(*parts)
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        with self.fs.open_input_stream(path) as f:
+            return json.loads(f.read().decode())
+
+    def write_json(self, obj: Any, *parts: str) -> str:
+        """Writes JSON atomically where the filesystem allows; returns the URI."""
+        path = self.path(*parts)
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            tmp = f"{path}.tmp"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, path)
+        else:  # an S3 PUT replaces the object whole
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+        return self.uri(*parts)
+
+    def record(self, stage: str) -> StageRecord | None:
+        data = self.read_json(stage, COMPLETE)
+        return StageRecord(**data) if data else None
+
+    def complete(
+        self,
+        stage: str,
+        inputs_hash: str,
+        outputs: dict[str, Any],
+        run_id: str | None = None,
+    ) -> StageRecord:
+        record = StageRecord(stage, inputs_hash, outputs, time.time(), run_id)
+        self.write_json(record.__dict__, stage, COMPLETE)
+        return record
+
+    def forget(self, stage: str) -> None:
+        """Drops a stage's completion record so that it runs again."""
+        path = self.path(stage, COMPLETE)
+        if self.fs.get_file_info(path).type != pafs.FileType.NotFound:
+            self.fs.delete_file(path)
