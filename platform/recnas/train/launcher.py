@@ -1,0 +1,253 @@
+"""Launch a training run on Ray Train and follow it from the driver.
+
+:func:`fit` starts a ``TorchTrainer`` whose workers run
+:func:`recnas.train.loop.train_worker`. Where things live::
+
+    driver (fit)                      Ray Train controller           workers
+    on_report, progress bar  <-queue- _ReportForwarder.after_report <- report()
+                                                                    checkpoints
+    <storage>/<name>/checkpoint_<step>/  <------------------------ (rank 0)
+
+A run with the same ``storage`` and ``name`` as an interrupted one resumes
+from its newest checkpoint; ``FailureConfig`` restarts a failed worker group
+from the newest checkpoint of the same run.
+
+Example:
+    >>> result = fit(config, Scaling(num_workers=2), storage="runs", name="dlrm")
+    >>> result.metrics["val_auc"], result.checkpoint  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue as queue_lib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from recnas.train.config import TrainConfig
+from recnas.train.storage import filesystem, to_uri
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Workers and their resources, from the job.
+
+    Attributes:
+        num_workers: Data-parallel workers (Ray actors).
+        cpus_per_worker: CPUs of each worker; also its torch threads unless
+            the TrainConfig sets ``threads``.
+        use_gpu: One GPU per worker, NCCL between them (else gloo on CPU).
+        bf16: Autocast forward passes to bfloat16 (needs ``use_gpu``).
+    """
+
+    num_workers: int = 2
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers: must be >= 1, got {self.num_workers}")
+        if not self.cpus_per_worker > 0:
+            raise ValueError(
+                f"cpus_per_worker: must be > 0, got {self.cpus_per_worker}"
+            )
+        if self.bf16 and not self.use_gpu:
+            raise ValueError(
+                "bf16: autocast to bfloat16 runs on GPUs only; set use_gpu "
+                "or bf16 false"
+            )
+
+    def scaling_config(self) -> Any:
+        from ray.train import ScalingConfig
+
+        resources = {"CPU": self.cpus_per_worker}
+        if self.use_gpu:
+            resources["GPU"] = 1
+        return ScalingConfig(
+            num_workers=self.num_workers,
+            use_gpu=self.use_gpu,
+            resources_per_worker=resources,
+        )
+
+
+@dataclass
+class TrainResult:
+    """What a finished run gives back.
+
+    Attributes:
+        metrics: Final metrics: val_logloss/val_auc and test_logloss/test_auc
+            (when those splits are set, of the kept model), steps,
+            samples_per_s, run_samples_per_s, best_step, best_epoch, ...
+        history: Every report of the run's surviving lineage, in order
+            (reports lost to a restart are not in it).
+        checkpoint: URI of the final checkpoint (see
+            :func:`recnas.train.checkpoint.load_model`).
+    """
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: str = ""
+
+
+def _report_forwarder(queue: Any) -> Any:
+    from ray.train import UserCallback
+
+    class _ReportForwarder(UserCallback):
+        """Sends rank 0's metrics of every report to the driver's queue."""
+
+        def __init__(self, queue: Any) -> None:
+            self.queue = queue
+
+        def after_report(
+            self, run_context: Any, metrics: list, checkpoint: Any
+        ) -> None:
+            forwarded = dict(metrics[0])
+            forwarded["worker_pids"] = [m.get("pid") for m in metrics]
+            digests = {m["arch_digest"] for m in metrics if "arch_digest" in m}
+            if digests:
+                forwarded["archs_agree"] = len(digests) == 1
+            if checkpoint is not None:
+                forwarded["checkpoint_path"] = checkpoint.path
+            self.queue.put(forwarded)
+
+    return _ReportForwarder(queue)
+
+
+class _Progress:
+    """A progress bar of steps on the driver."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc=name, unit="step", disable=not enabled, dynamic_ncols=True)
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        self.bar.total = metrics.get("total_steps", self.bar.total)
+        self.bar.n = metrics.get("step", self.bar.n)
+        shown = {"loss": metrics.get("train_loss")}
+        for key in ("val_auc", "samples_per_s"):
+            if key in metrics:
+                shown[key] = metrics[key]
+        self.bar.set_postfix(
+            {k: f"{v:.4g}" for k, v in shown.items() if isinstance(v, float)},
+            refresh=True,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _trainer(config: TrainConfig, scaling: Scaling, storage: str, name: str, cb: Any):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    fs, path = filesystem(storage)
+    run_config = RunConfig(
+        name=name,
+        storage_path=path,
+        storage_filesystem=fs,
+        failure_config=FailureConfig(max_failures=config.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=config.num_to_keep),
+        callbacks=[cb],
+    )
+    from recnas.train.loop import train_worker
+
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={"train": config.to_dict(), "bf16": scaling.bf16},
+        torch_config=TorchConfig(
+            backend="nccl" if scaling.use_gpu else "gloo",
+            timeout_s=config.collective_timeout_s,
+        ),
+        scaling_config=scaling.scaling_config(),
+        run_config=run_config,
+    )
+
+
+def fit(
+    config: TrainConfig,
+    scaling: Scaling | None = None,
+    *,
+    storage: str,
+    name: str,
+    on_report: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config`` data-parallel on Ray Train and wait for the result.
+
+    Args:
+        config: What to train.
+        scaling: Workers and resources (default: 2 CPU workers).
+        storage: Run storage, a local folder or ``s3://bucket/prefix``;
+            checkpoints land in ``<storage>/<name>/checkpoint_<step>/``.
+        name: Run name; a run of the same name and storage resumes.
+        on_report: Called on the driver with rank 0's metrics of every report
+            (step, train_loss, samples_per_s, val_*, ...; plus worker_pids and
+            checkpoint_path when one was saved).
+        progress: Show a progress bar of steps on the driver.
+
+    Raises:
+        ray.train.TrainingFailedError: When the run failed beyond
+            ``config.max_failures`` restarts.
+    """
+    import ray
+    from ray.util.queue import Queue
+
+    scaling = scaling or Scaling()
+    if not config.threads:
+        config = config.replace(threads=max(1, int(scaling.cpus_per_worker)))
+    reports: Queue = Queue(actor_options={"num_cpus": 0})
+    trainer = _trainer(config, scaling, storage, name, _report_forwarder(reports))
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=f"recnas-fit-{name}", daemon=True)
+    thread.start()
+    bar = _Progress(name, progress)
+    try:
+        _follow(thread, reports, on_report, bar)
+    finally:
+        bar.close()
+        ray.kill(reports.actor)
+    if "error" in outcome:
+        raise outcome["error"]
+    return _result(outcome["result"], storage)
+
+
+def _follow(
+    thread: threading.Thread, reports: Any, on_report: Any, bar: _Progress
+) -> None:
+    """Hand every forwarded report to the bar and to ``on_report``."""
+    while True:
+        alive = thread.is_alive()
+        try:
+            metrics = reports.get(timeout=0.2)
+        except queue_lib.Empty:
+            if not alive:
+                return
+            continue
+        bar.update(metrics)
+        if on_report is not None:
+            on_report(metrics)
+
+
+def _result(result: Any, storage: str) -> TrainResult:
+    if result.checkpoint is None:
+        raise RuntimeError(f"run {result.path}: finished without a checkpoint")
+    fs, _ = filesystem(storage)
+    path = result.checkpoint.path
+    with fs.open_input_stream(f"{path}/history.json") as stream:
+        history = json.loads(stream.read())
+    final = history[-1] if history else dict(result.metrics or {})
+    return TrainResult(metrics=final, history=history, checkpoint=to_uri(fs, path))
