@@ -16,14 +16,19 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def _at(where: str, key: str) -> str:
+    """``file: a.b`` names: the first key follows the file, the rest nest."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
+
+
 def build(cls: type[T], data: Any, where: str) -> T:
     """Builds dataclass ``cls`` from ``data``, checking every key and type.
 
     Args:
         cls: A dataclass type; nested dataclass fields are built recursively.
         data: A mapping (None means all defaults).
-        where: How to name this mapping in errors, e.g. ``"jobs/demo.yaml:
-            search"``.
+        where: How to name this mapping in errors: the file for the top
+            level (``"jobs/demo.yaml"``), then ``"jobs/demo.yaml: search"``.
 
     Raises:
         ValueError: naming the key, the bad value and what is allowed.
@@ -41,7 +46,7 @@ def build(cls: type[T], data: Any, where: str) -> T:
         )
     hints = typing.get_type_hints(cls)
     values = {
-        name: _convert(hints[name], value, f"{where}.{name}")
+        name: _convert(hints[name], value, _at(where, name))
         for name, value in data.items()
     }
     try:

@@ -1,0 +1,84 @@
+"""Job files: presets, overrides and errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recnas.jobs.presets import PRESETS
+from recnas.jobs.spec import load_job
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    (tmp_path / "raw.csv").write_text("x\n")
+    return path
+
+
+BASE = """
+name: t1
+preset: tiny
+dataset: {name: movielens, inputs: [raw.csv]}
+"""
+
+
+def test_shipped_jobs_load() -> None:
+    job = load_job(REPO / "jobs" / "demo.yaml")
+    assert job.name == "movielens-demo"
+    assert job.search.budget == PRESETS["demo"]["search"]["budget"]
+    assert Path(job.dataset.inputs[0]).is_file()
+    paper = load_job(REPO / "jobs" / "criteo_paper.yaml", resolve_inputs=False)
+    assert paper.search.population_size == 128
+    assert paper.search.sample_size == 64
+    assert paper.search.children == 8
+    assert paper.search.budget == 2048
+
+
+def test_preset_fills_and_file_wins(tmp_path: Path) -> None:
+    job = load_job(write(tmp_path, BASE + "search: {budget: 5}\n"))
+    assert job.search.budget == 5
+    assert job.search.population_size == PRESETS["tiny"]["search"]["population_size"]
+    assert job.retrain.top_k == PRESETS["tiny"]["retrain"]["top_k"]
+
+
+def test_overrides_win_over_file(tmp_path: Path) -> None:
+    job = load_job(write(tmp_path, BASE), {"search": {"budget": 3}})
+    assert job.search.budget == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("search: {budgett: 5}\n", r"job\.yaml: search: unknown key 'budgett'"),
+        ("search: {budget: lots}\n", r"search\.budget: expected an integer"),
+        ("resources: {use_gpu: 1}\n", r"resources\.use_gpu: expected true or false"),
+        ("colour: red\n", r"unknown key 'colour'"),
+        ("baselines: {models: dnn}\n", r"baselines\.models: expected a list"),
+    ],
+)
+def test_bad_keys_and_values_are_named(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_job(write(tmp_path, BASE + extra))
+
+
+def test_missing_and_bad_top_level(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="missing required key 'dataset'"):
+        load_job(write(tmp_path, "name: t1\n"))
+    with pytest.raises(ValueError, match="unknown 'huge'"):
+        load_job(write(tmp_path, BASE.replace("tiny", "huge")))
+    with pytest.raises(ValueError, match="not a valid job name"):
+        load_job(write(tmp_path, BASE.replace("t1", "a b")))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_job(tmp_path / "absent.yaml")
+
+
+def test_missing_input_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("raw.csv", "nowhere.csv"))
+    with pytest.raises(ValueError, match=r"dataset\.inputs: 'nowhere\.csv'"):
+        load_job(path)
