@@ -117,7 +117,6 @@ class SearchSection:
         population_size: P.
         sample_size: S, the tournament size.
         children: C, children per generation.
-        max_mutations: Mutations per child at the start (falls to one).
         concurrency: Candidates scored at once.
         cpus_per_trial: CPUs per scoring trial.
         finetune_steps: Head fine-tuning steps per candidate.
@@ -133,7 +132,6 @@ class SearchSection:
     population_size: int = 128
     sample_size: int = 64
     children: int = 8
-    max_mutations: int = 3
     concurrency: int = 2
     cpus_per_trial: float = 1.0
     finetune_steps: int = 500

@@ -201,7 +201,6 @@ def search(ctx: StageContext) -> dict[str, Any]:
         population_size=s.population_size,
         sample_size=s.sample_size,
         children=s.children,
-        max_mutations=s.max_mutations,
         concurrency=s.concurrency,
         cpus_per_trial=s.cpus_per_trial,
         max_macs=s.max_macs,

@@ -40,7 +40,6 @@ class SearchSettings:
         population_size: P of the evolution.
         sample_size: S, the tournament size.
         children: C, children per generation.
-        max_mutations: Mutations per child at the start (falls to 1).
         concurrency: Trials running at once.
         cpus_per_trial: CPUs Tune reserves for each trial.
         max_macs: Reject, before scoring, candidates with more multiply-adds
@@ -53,7 +52,6 @@ class SearchSettings:
     population_size: int = 128
     sample_size: int = 64
     children: int = 8
-    max_mutations: int = 3
     concurrency: int = 2
     cpus_per_trial: float = 1.0
     max_macs: int | None = None
@@ -277,7 +275,6 @@ def _evolution_options(settings: SearchSettings) -> dict[str, Any]:
         "population_size": settings.population_size,
         "sample_size": settings.sample_size,
         "children": settings.children,
-        "max_mutations": settings.max_mutations,
     }
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from recnas.space.arch import Architecture
-from recnas.space.sampling import mutate, sample
+from recnas.space.sampling import mutate, mutation_schedule, sample
 from recnas.space.spec import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -167,10 +167,6 @@ class ArchitectureSearcher(Searcher):
     def _learn(self, record: dict[str, Any]) -> None:
         """Takes in a scored candidate."""
 
-    @property
-    def progress(self) -> float:
-        return self.suggested / self.budget
-
     def _next_new(self) -> tuple[Architecture, str] | None:
         for _ in range(self.max_attempts):
             proposal = self._propose()
@@ -213,8 +209,6 @@ class EvolutionSearcher(ArchitectureSearcher):
         children: C, children bred from each tournament's winner.
         aging: Retire the oldest member (regularized evolution) instead of
             the worst.
-        max_mutations: Mutations per child at the start; the number falls
-            linearly to one as the budget is spent.
         **kwargs: See :class:`ArchitectureSearcher`.
     """
 
@@ -226,7 +220,6 @@ class EvolutionSearcher(ArchitectureSearcher):
         sample_size: int = 64,
         children: int = 8,
         aging: bool = True,
-        max_mutations: int = 3,
         **kwargs: Any,
     ) -> None:
         super().__init__(space, **kwargs)
@@ -235,13 +228,13 @@ class EvolutionSearcher(ArchitectureSearcher):
                 f"search.sample_size must be between 1 and population_size "
                 f"({population_size}), got {sample_size}"
             )
-        if children < 1 or max_mutations < 1:
-            raise ValueError("search.children and max_mutations must be >= 1")
+        if children < 1:
+            raise ValueError(f"search.children must be >= 1, got {children}")
         self.population_size = population_size
         self.sample_size = sample_size
         self.children = children
         self.aging = aging
-        self.max_mutations = max_mutations
+        self.generations = max(1, -(-(self.budget - population_size) // children))
         self.population: deque[dict[str, Any]] = deque()
         self.queue: deque[Architecture] = deque()
         self.generation = 0
@@ -260,8 +253,7 @@ class EvolutionSearcher(ArchitectureSearcher):
         contestants = self.rng.sample(list(self.population), size)
         parent = min(contestants, key=lambda r: r["score"])
         arch = Architecture.from_dict(parent["arch"])
-        steps = self.max_mutations - (self.max_mutations - 1) * self.progress
-        n = max(1, round(steps))
+        n = mutation_schedule(self.generation, self.generations)
         self.generation += 1
         for _ in range(self.children):
             self.queue.append(mutate(arch, self.space, self.rng, num_mutations=n))
