@@ -1,0 +1,398 @@
+"""Typed, checked parsing of raw fields, one block of rows at a time.
+
+Every raw column has a *kind* that says how its text becomes a value and when
+the text is bad:
+
+| kind    | text                     | value                       | bad row reason |
+| ------- | ------------------------ | --------------------------- | -------------- |
+| label01 | ``0`` or ``1``           | int8                        | label          |
+| count   | integer >= 0             | int64 (a label is ``> 0``)  | label          |
+| rating  | a finite decimal number  | float64                     | label          |
+| time    | integer                  | int64                       | time_value     |
+| number  | a finite decimal number  | float64, null when empty    | dense_value    |
+| int     | decimal id, 0..2**64-1   | uint64, null when empty     | sparse_id      |
+| hex     | exactly 8 hex digits     | uint64, null when empty     | sparse_id      |
+| str     | any text                 | uint64 stable hash, or null | (never bad)    |
+| text    | any text                 | string, kept for the reader | (never bad)    |
+| skip    | anything                 | dropped                     | (never bad)    |
+
+A block is first parsed with these types straight from pyarrow's CSV reader
+(the fast path); a block with a value pyarrow cannot convert is parsed again
+as strings and checked column by column, so one bad value rejects one row,
+not the block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from recnas.data.textio import ParsedBlock, parse_block, row_texts
+
+KINDS = (
+    "label01",
+    "count",
+    "rating",
+    "time",
+    "number",
+    "int",
+    "hex",
+    "str",
+    "text",
+    "skip",
+)
+# Reject reasons, in the order they are checked; code = position + 1.
+REASONS = (
+    "blank_line",
+    "field_count",
+    "header",
+    "label",
+    "dense_value",
+    "sparse_id",
+    "time_value",
+)
+_FAST_TYPES = {
+    "label01": pa.int8(),
+    "count": pa.int64(),
+    "rating": pa.float64(),
+    "time": pa.int64(),
+    "number": pa.float64(),
+    "int": pa.uint64(),
+}
+_NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_UINT_RE = r"^[0-9]{1,20}$"
+_HEX_LUT = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX_LUT[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX_LUT[_c] = 10 + _i
+
+
+def reason_code(reason: str) -> int:
+    return REASONS.index(reason) + 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One raw column: its name in the file and its kind."""
+
+    name: str
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise AssertionError(f"column {self.name}: unknown kind {self.kind}")
+
+
+@dataclass
+class Rows:
+    """The parsed rows of a block that had the right field count.
+
+    Attributes:
+        values: Column name -> value array (see the module table), one entry
+            per row, nulls where the field was empty.
+        reasons: Reject reason code per row, 0 for a good row.
+        lines: Line index (within the block) of each row.
+        parsed: The block as parsed (for the text of rejected rows).
+        strings: Whether ``parsed.table`` holds the raw strings.
+    """
+
+    values: dict[str, pa.Array]
+    reasons: np.ndarray
+    lines: np.ndarray
+    parsed: ParsedBlock
+    strings: bool
+
+    def reject(self, mask: np.ndarray, reason: str) -> None:
+        """Marks rows under ``mask`` with ``reason`` unless already rejected."""
+        self.reasons[mask & (self.reasons == 0)] = reason_code(reason)
+
+
+def _arrays(table: pa.Table) -> dict[str, pa.Array]:
+    return {n: table.column(n).combine_chunks() for n in table.column_names}
+
+
+def parse_rows(
+    data: bytes,
+    columns: list[Column],
+    delimiter: str,
+    quoted: bool = False,
+) -> Rows:
+    """Parses and checks a block of lines against its column kinds."""
+    try:
+        parsed = _parse_fast(data, columns, delimiter, quoted)
+        reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
+        rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, False)
+        _check_fast(rows, columns)
+        if not rows.reasons.any():
+            return rows
+    except pa.ArrowInvalid:
+        pass
+    # Some value is bad: parse as strings so that each row is judged alone and
+    # rejected rows keep their text.
+    parsed = parse_block(data, [c.name for c in columns], delimiter, quoted)
+    reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
+    rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, strings=True)
+    _check_strings(rows, columns)
+    return rows
+
+
+def _parse_fast(
+    data: bytes, columns: list[Column], delimiter: str, quoted: bool
+) -> ParsedBlock:
+    bad: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        bad.append((row.number - 1, row.text))
+        return "skip"
+
+    names = [c.name for c in columns]
+    types = {c.name: _FAST_TYPES.get(c.kind, pa.string()) for c in columns}
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(len(data), 1 << 16)
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoted else False,
+            ignore_empty_lines=False,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=[c.name for c in columns if c.kind != "skip"],
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,
+        ),
+    )
+    num_lines = table.num_rows + len(bad)
+    keep = np.ones(num_lines, dtype=bool)
+    bad_lines = np.array([b[0] for b in bad], dtype=np.int64)
+    keep[bad_lines] = False
+    lines = np.flatnonzero(keep).astype(np.int64)
+    return ParsedBlock(table, lines, bad_lines, [b[1] for b in bad], num_lines)
+
+
+def _all_null(values: dict[str, pa.Array], n: int) -> np.ndarray:
+    blank = np.ones(n, dtype=bool)
+    for arr in values.values():
+        blank &= _isnull(arr)
+    return blank
+
+
+def _isnull(arr: pa.Array) -> np.ndarray:
+    return arr.is_null().to_numpy(zero_copy_only=False)
+
+
+def _check_fast(rows: Rows, columns: list[Column]) -> None:
+    n = len(rows.reasons)
+    rows.reject(_all_null(rows.values, n), "blank_line")
+    for col in columns:
+        arr = rows.values.get(col.name)
+        if arr is None:
+            continue
+        if col.kind == "label01":
+            v = arr.fill_null(-1).to_numpy()
+            rows.reject((v != 0) & (v != 1), "label")
+            rows.values[col.name] = pa.array(np.clip(v, 0, 1).astype(np.int8))
+        elif col.kind == "count":
+            v = arr.fill_null(-1).to_numpy()
+            rows.reject(v < 0, "label")
+        elif col.kind == "rating":
+            v = arr.fill_null(np.nan).to_numpy()
+            rows.reject(~np.isfinite(v), "label")
+        elif col.kind == "time":
+            rows.reject(_isnull(arr), "time_value")
+        elif col.kind == "number":
+            v = arr.fill_null(0.0).to_numpy()
+            rows.reject(~np.isfinite(v), "dense_value")
+        elif col.kind == "hex":
+            rows.values[col.name] = _hex_checked(rows, arr)
+        elif col.kind == "str":
+            rows.values[col.name] = hash_strings(arr)
+
+
+def _check_strings(rows: Rows, columns: list[Column]) -> None:
+    n = len(rows.reasons)
+    empty = {name: _empty(arr) for name, arr in rows.values.items()}
+    blank = np.ones(n, dtype=bool)
+    for col in columns:
+        blank &= empty[col.name]
+    rows.reject(blank, "blank_line")
+    _check_header(rows, columns)
+    for col in columns:
+        arr, is_empty = rows.values[col.name], empty[col.name]
+        if col.kind == "skip":
+            del rows.values[col.name]
+        elif col.kind == "label01":
+            ok = _match(arr, r"^[01]$")
+            rows.reject(~ok, "label")
+            digits = pc.if_else(pa.array(ok), arr, "0").cast(pa.int8())
+            rows.values[col.name] = digits
+        elif col.kind == "count":
+            ok = _match(arr, r"^[0-9]{1,18}$")
+            rows.reject(~ok, "label")
+            rows.values[col.name] = pc.if_else(pa.array(ok), arr, "0").cast(pa.int64())
+        elif col.kind == "rating":
+            ok = _match(arr, _NUMBER_RE)
+            values = pc.if_else(pa.array(ok), arr, "nan").cast(pa.float64())
+            ok &= np.isfinite(values.to_numpy(zero_copy_only=False))
+            rows.reject(~ok, "label")
+            rows.values[col.name] = values
+        elif col.kind == "time":
+            ok = _match(arr, r"^-?[0-9]{1,18}$")
+            rows.reject(~ok, "time_value")
+            rows.values[col.name] = pc.if_else(pa.array(ok), arr, "0").cast(pa.int64())
+        elif col.kind == "number":
+            rows.values[col.name] = _numbers(rows, arr, is_empty)
+        elif col.kind == "int":
+            ok = _match(arr, _UINT_RE) & _fits_uint64(arr)
+            rows.reject(~ok & ~is_empty, "sparse_id")
+            rows.values[col.name] = pc.if_else(
+                pa.array(ok), arr, pa.scalar(None, pa.string())
+            ).cast(pa.uint64())
+        elif col.kind == "hex":
+            rows.values[col.name] = _hex_checked(rows, arr)
+        elif col.kind == "str":
+            rows.values[col.name] = hash_strings(_null_empty(arr, is_empty))
+        elif col.kind == "text":
+            rows.values[col.name] = _null_empty(arr, is_empty)
+
+
+def _check_header(rows: Rows, columns: list[Column]) -> None:
+    """Rows whose label field holds the label column's own name are headers."""
+    for col in columns:
+        if col.kind in ("label01", "count"):
+            arr = rows.values[col.name]
+            hit = pc.equal(pc.utf8_lower(arr), col.name.lower())
+            rows.reject(hit.to_numpy(zero_copy_only=False), "header")
+            return
+
+
+def _empty(arr: pa.Array) -> np.ndarray:
+    return (pc.binary_length(arr).to_numpy(zero_copy_only=False) == 0) | _isnull(arr)
+
+
+def _null_empty(arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
+    if not is_empty.any():
+        return arr
+    return pc.if_else(pa.array(is_empty), pa.scalar(None, arr.type), arr)
+
+
+def _match(arr: pa.Array, pattern: str) -> np.ndarray:
+    hit = pc.match_substring_regex(arr, pattern).fill_null(False)
+    return hit.to_numpy(zero_copy_only=False)
+
+
+def _fits_uint64(arr: pa.Array) -> np.ndarray:
+    """Digit strings that fit in uint64 (20 digits may overflow)."""
+    long = pc.greater_equal(pc.binary_length(arr), 20).to_numpy(zero_copy_only=False)
+    if not long.any():
+        return np.ones(len(arr), dtype=bool)
+    ok = np.ones(len(arr), dtype=bool)
+    for i in np.flatnonzero(long):
+        ok[i] = int(arr[int(i)].as_py()) < 2**64
+    return ok
+
+
+def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
+    ok = _match(arr, _NUMBER_RE)
+    rows.reject(~ok & ~is_empty, "dense_value")
+    values = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+    numbers = values.cast(pa.float64())
+    finite = np.isfinite(numbers.fill_null(0.0).to_numpy())
+    rows.reject(~finite, "dense_value")
+    return numbers
+
+
+def _hex_checked(rows: Rows, arr: pa.Array) -> pa.Array:
+    values, missing, bad = hex_ids(arr)
+    rows.reject(bad, "sparse_id")
+    return pa.array(values, mask=missing | bad)
+
+
+def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decodes 8-hex-digit ids.
+
+    Returns:
+        ``(values uint64, missing, bad)``: missing for null or empty text, bad
+        for any other text that is not exactly 8 hex digits.
+    """
+    arr = arr.cast(pa.string())
+    n = len(arr)
+    if n == 0:
+        empty = np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.uint64), empty, empty
+    offsets = np.frombuffer(
+        arr.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * arr.offset
+    )
+    data_buf = arr.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else None
+    lengths = np.diff(offsets)
+    missing = lengths == 0
+    full = lengths == 8
+    values = np.zeros(n, dtype=np.uint64)
+    bad = ~missing & ~full
+    if data is not None and full.any():
+        starts = offsets[:-1][full].astype(np.int64)
+        nibbles = _HEX_LUT[data[starts[:, None] + np.arange(8)]]
+        bad[full] = (nibbles == 255).any(axis=1)
+        acc = nibbles[:, 0].astype(np.uint64)
+        for j in range(1, 8):
+            acc = (acc << np.uint64(4)) | nibbles[:, j].astype(np.uint64)
+        values[full] = acc
+    if arr.null_count:
+        missing |= _isnull(arr)
+    values[bad] = 0
+    return values, missing, bad
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash of a string that is the same in every process and run."""
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"
+    )
+
+
+def hash_strings(arr: pa.Array) -> pa.Array:
+    """Stable 64-bit hashes of strings; nulls and empty strings stay null."""
+    encoded = pc.dictionary_encode(arr.cast(pa.string()))
+    words = encoded.dictionary.to_pylist()
+    hashes = np.array([stable_hash(w) if w else 0 for w in words], dtype=np.uint64)
+    is_empty = np.array([not w for w in words], dtype=bool)
+    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    mask = _isnull(encoded.indices)
+    if len(words):
+        mask |= is_empty[indices]
+        values = hashes[indices]
+    else:
+        values = np.zeros(len(arr), dtype=np.uint64)
+    return pa.array(values, mask=mask)
+
+
+def rejected_texts(rows: Rows, rows_idx: np.ndarray, delimiter: str) -> list[str]:
+    """The raw text of some parsed rows (rows with a reject are always strings)."""
+    if len(rows_idx) == 0:
+        return []
+    if not rows.strings:
+        raise AssertionError("rows parsed on the fast path keep no text")
+    return row_texts(rows.parsed.table, rows_idx, delimiter)
+
+
+def fields_reason(text: str) -> str:
+    """Reason for a line with the wrong field count: blank if it holds nothing."""
+    return "blank_line" if not text.strip() else "field_count"
+
+
+def transform_dense(values: pa.Array) -> np.ndarray:
+    """``log(1 + max(x, 0))`` as float32; missing becomes 0."""
+    x = values.fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.log1p(np.maximum(x, 0.0)).astype(np.float32)

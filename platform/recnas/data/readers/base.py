@@ -1,0 +1,210 @@
+"""The reader interface: what a dataset's raw files look like and mean.
+
+A reader does two things. :meth:`Reader.plan` looks at the input files and
+says which are row files (with their column layout), what side tables to load
+(the *context*, shipped to every ingest task) and which features come out.
+:meth:`Reader.convert` turns one parsed block of rows into *staged* columns:
+
+- ``label``: int8, 0 or 1;
+- each dense feature: float32, already ``log(1 + max(x, 0))``-transformed;
+- each sparse feature: uint64 raw values (null = missing);
+- each multi-valued feature: list<uint64> raw values;
+- ``_time``: int64 seconds, for the ``time`` protocol, when the data has one.
+
+Raw values become table ids later, once the vocabulary of the train split is
+known; dense counts (``FeatureDefs.counts``) are filled in then as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from recnas.data import storage
+from recnas.data.fields import Column, Rows
+from recnas.data.textio import Source, open_stream
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RowFile:
+    """A raw file holding one row per line.
+
+    Attributes:
+        source: Where the bytes are.
+        columns: Its fields in order, with their kinds.
+        delimiter: Field separator (one character).
+        header: Whether the first line is a header line to skip.
+        expected_header: Names the header must hold (case-insensitive), if any.
+        quoted: Whether fields may be double-quoted.
+        layout: Short name of the layout, for messages and ``meta.json``.
+    """
+
+    source: Source
+    columns: tuple[Column, ...]
+    delimiter: str
+    header: bool = False
+    quoted: bool = False
+    layout: str = ""
+    expected_header: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureDefs:
+    """The features a reader produces, in the order models see them.
+
+    Attributes:
+        dense: Dense features read from the raw rows.
+        counts: Dense features made on ingest: ``(name, sparse feature)``, the
+            number of train rows holding the row's value of that feature.
+        sparse: Sparse features: ``(name, multi_valued)``.
+        has_time: Whether rows carry ``_time`` (else time order = file order).
+    """
+
+    dense: tuple[str, ...]
+    sparse: tuple[tuple[str, bool], ...]
+    counts: tuple[tuple[str, str], ...] = ()
+    has_time: bool = False
+
+    @property
+    def dense_names(self) -> tuple[str, ...]:
+        return self.dense + tuple(name for name, _ in self.counts)
+
+    @property
+    def sparse_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.sparse)
+
+    @property
+    def multi_names(self) -> tuple[str, ...]:
+        return tuple(name for name, multi in self.sparse if multi)
+
+
+@dataclass
+class Plan:
+    """What a reader found in the inputs.
+
+    Attributes:
+        files: Row files in input order.
+        features: The features that come out.
+        context: Side tables every task needs (picklable).
+        side_files: Other inputs that were read (``{uri, bytes}``).
+        details: Reader facts for ``meta.json`` (variant, layouts, ...).
+    """
+
+    files: list[RowFile]
+    features: FeatureDefs
+    context: Any = None
+    side_files: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Reader(ABC):
+    """Base of the dataset readers."""
+
+    name: str = ""
+
+    @abstractmethod
+    def plan(self, inputs: list[str]) -> Plan:
+        """Inspects the inputs and lays out the work.
+
+        Raises:
+            ValueError: For a missing, unknown or inconsistent input file.
+        """
+
+    @abstractmethod
+    def convert(self, rows: Rows, file: RowFile, context: Any) -> dict[str, Any]:
+        """Staged columns (see the module docstring) for a block's rows.
+
+        May reject more rows through ``rows.reject``; rejected rows may hold
+        any value in the returned columns.
+        """
+
+
+def expand_inputs(inputs: list[str]) -> list[Source]:
+    """Input URIs as sources: folders list their files, zips their members."""
+    if not inputs:
+        raise ValueError("no input files given: name at least one raw file or folder")
+    sources: list[Source] = []
+    for uri in inputs:
+        if not storage.exists(uri):
+            raise ValueError(f"input {uri!r} does not exist")
+        if storage.is_dir(uri):
+            files = storage.list_files(uri)
+            if not files:
+                raise ValueError(f"input folder {uri!r} holds no files")
+            sources.extend(_file_sources(f) for f in files)
+        else:
+            sources.append(_file_sources(uri))
+    return [
+        s for group in sources for s in (group if isinstance(group, list) else [group])
+    ]
+
+
+def _file_sources(uri: str) -> Source | list[Source]:
+    size = storage.size(uri)
+    if not uri.endswith(".zip"):
+        return Source(uri, size)
+    import zipfile
+
+    fs, path = storage.resolve(uri)
+    with zipfile.ZipFile(fs.open_input_file(path)) as archive:
+        members = [i.filename for i in archive.infolist() if not i.is_dir()]
+    return [Source(uri, size, member=m) for m in sorted(members)]
+
+
+def read_source(src: Source) -> bytes:
+    """All decompressed bytes of a (small) side file."""
+    with open_stream(src) as stream:
+        return stream.read()
+
+
+def source_record(src: Source) -> dict[str, Any]:
+    record: dict[str, Any] = {"uri": src.uri, "bytes": src.size}
+    if src.member:
+        record["member"] = src.member
+    return record
+
+
+def label_array(values: pa.Array) -> np.ndarray:
+    return values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int8)
+
+
+def days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (vectorized)."""
+    y = year.astype(np.int64) - (month <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    m = month.astype(np.int64)
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + day.astype(np.int64) - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether (year, month, day) is a real calendar date."""
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days_in = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    m = np.clip(month, 0, 12)
+    limit = days_in[m] + ((m == 2) & leap)
+    return (month >= 1) & (month <= 12) & (day >= 1) & (day <= limit)
+
+
+def hour_and_weekday(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (0-23) and weekday (0 = Monday) of Unix times, in UTC."""
+    days = np.floor_divide(seconds, SECONDS_PER_DAY)
+    hour = np.floor_divide(seconds - days * SECONDS_PER_DAY, 3600)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
+    return hour.astype(np.uint64), weekday.astype(np.uint64)
+
+
+def ids(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A uint64 raw-value array; ``mask`` marks missing values."""
+    return pa.array(values.astype(np.uint64), type=pa.uint64(), mask=mask)

@@ -1,0 +1,250 @@
+"""Raw text input: sources, byte-range chunks, line blocks and strict parsing.
+
+A *source* is one raw row file: a plain file (split into byte-range chunks), a
+compressed file or a zip member (one chunk each, read as a stream). A chunk
+owns every line that *starts* inside its byte range, so chunks cover each line
+exactly once. A chunk is read as *blocks* of whole lines; a block is parsed
+with pyarrow's CSV reader with an explicit all-string schema (no type
+inference), empty lines kept, and rows with the wrong field count handed back
+with their line number instead of being dropped.
+
+Lines are records ended by LF, CRLF or a lone CR (pyarrow's rule).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from recnas.data import storage
+
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+_SEEK_PIECE = 1 << 16
+
+
+@dataclass(frozen=True)
+class Source:
+    """A raw row file.
+
+    Attributes:
+        uri: File location (local path or ``s3://``).
+        size: Stored size in bytes.
+        member: Member name when the rows are inside a zip archive.
+    """
+
+    uri: str
+    size: int
+    member: str | None = None
+
+    @property
+    def compression(self) -> str | None:
+        if self.member is not None:
+            return None
+        for ext, codec in _COMPRESSION.items():
+            if self.uri.endswith(ext):
+                return codec
+        return None
+
+    @property
+    def splittable(self) -> bool:
+        return self.member is None and self.compression is None
+
+    @property
+    def name(self) -> str:
+        """The name shown in rejected rows and messages."""
+        base = storage.basename(self.uri)
+        return f"{base}!{self.member}" if self.member else base
+
+    @property
+    def plain_name(self) -> str:
+        """File name without the compression suffix (or the zip member's name)."""
+        name = self.member.rsplit("/", 1)[-1] if self.member else self.name
+        for ext in _COMPRESSION:
+            if name.endswith(ext):
+                return name[: -len(ext)]
+        return name
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A unit of ingest work: one byte range of a source (or a whole source).
+
+    Attributes:
+        index: Position of the chunk in the plan; output parts are named by it.
+        source: Index of the source in the plan's list.
+        start: First byte of the range.
+        end: One past the last byte; ``None`` for a whole unsplittable source.
+    """
+
+    index: int
+    source: int
+    start: int = 0
+    end: int | None = None
+
+
+def make_chunks(sources: list[Source], chunk_bytes: int) -> list[Chunk]:
+    """Cuts plain sources into byte ranges of ``chunk_bytes``; others stay whole."""
+    chunks: list[Chunk] = []
+    for i, src in enumerate(sources):
+        if not src.splittable or src.size <= chunk_bytes:
+            end = None if not src.splittable else src.size
+            chunks.append(Chunk(len(chunks), i, 0, end))
+            continue
+        for start in range(0, src.size, chunk_bytes):
+            end = min(src.size, start + chunk_bytes)
+            chunks.append(Chunk(len(chunks), i, start, end))
+    return chunks
+
+
+def open_stream(src: Source) -> io.RawIOBase:
+    """A binary stream over the decompressed bytes of a whole source."""
+    fs, path = storage.resolve(src.uri)
+    if src.member is not None:
+        archive = zipfile.ZipFile(fs.open_input_file(path))
+        return archive.open(src.member)
+    return fs.open_input_stream(path, compression=src.compression)
+
+
+def first_line(src: Source, limit: int = 1 << 20) -> bytes:
+    """The first line of a source without its line ending ('' for an empty file)."""
+    with open_stream(src) as stream:
+        head = stream.read(limit)
+    line = head.split(b"\n", 1)[0]
+    return line.rstrip(b"\r")
+
+
+def _next_line_start(f, pos: int, size: int) -> int:
+    """Offset just after the first LF at or after ``pos``; ``size`` if none."""
+    f.seek(pos)
+    while pos < size:
+        piece = f.read(_SEEK_PIECE)
+        if not piece:
+            break
+        hit = piece.find(b"\n")
+        if hit >= 0:
+            return pos + hit + 1
+        pos += len(piece)
+    return size
+
+
+def iter_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes]:
+    """The chunk's lines, as blocks of whole lines of about ``block_bytes``."""
+    if src.splittable:
+        yield from _range_blocks(src, chunk, block_bytes)
+        return
+    with open_stream(src) as stream:
+        carry = b""
+        while True:
+            data = stream.read(block_bytes)
+            if not data:
+                break
+            buf = carry + data if carry else data
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                carry = buf
+                continue
+            yield buf[: cut + 1]
+            carry = buf[cut + 1 :]
+        if carry:
+            yield carry
+
+
+def _range_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes]:
+    fs, path = storage.resolve(src.uri)
+    size = src.size
+    end = size if chunk.end is None else chunk.end
+    with fs.open_input_file(path) as f:
+        begin = 0 if chunk.start == 0 else _next_line_start(f, chunk.start - 1, size)
+        stop = size if end >= size else _next_line_start(f, end - 1, size)
+        pos = begin
+        while pos < stop:
+            want = min(block_bytes, stop - pos)
+            data = f.read_at(want, pos)
+            if pos + want < stop:
+                cut = data.rfind(b"\n")
+                if cut < 0:  # one line longer than a block: take it whole
+                    cut = _next_line_start(f, pos + want, stop) - pos - 1
+                    data = f.read_at(cut + 1, pos)
+                data = data[: cut + 1]
+            yield data
+            pos += len(data)
+
+
+@dataclass
+class ParsedBlock:
+    """A block split into fields.
+
+    Attributes:
+        table: Rows with the right field count, all columns strings.
+        lines: Line index (0-based, within the block) of each row of ``table``.
+        bad_lines: Line indexes of rows with the wrong field count.
+        bad_texts: Their text.
+        num_lines: Lines in the block.
+    """
+
+    table: pa.Table
+    lines: np.ndarray
+    bad_lines: np.ndarray
+    bad_texts: list[str]
+    num_lines: int
+
+
+def parse_block(
+    data: bytes, names: list[str], delimiter: str, quoted: bool = False
+) -> ParsedBlock:
+    """Parses a block of lines into string columns, keeping every line accounted.
+
+    Empty lines become rows of empty fields (callers reject them as blank);
+    rows with more or fewer fields than ``names`` come back in ``bad_lines``.
+    """
+    bad: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        bad.append((row.number - 1, row.text))
+        return "skip"
+
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(len(data), 1 << 16)
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoted else False,
+            ignore_empty_lines=False,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            check_utf8=False,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    num_lines = table.num_rows + len(bad)
+    bad_lines = np.array([b[0] for b in bad], dtype=np.int64)
+    if len(bad):
+        keep = np.ones(num_lines, dtype=bool)
+        keep[bad_lines] = False
+        lines = np.flatnonzero(keep).astype(np.int64)
+    else:
+        lines = np.arange(num_lines, dtype=np.int64)
+    return ParsedBlock(table, lines, bad_lines, [b[1] for b in bad], num_lines)
+
+
+def row_texts(table: pa.Table, rows: np.ndarray, delimiter: str) -> list[str]:
+    """The text of some rows, fields joined again with the delimiter."""
+    if len(rows) == 0:
+        return []
+    picked = table.take(pa.array(rows))
+    columns = [
+        [v.decode("utf-8", "replace") for v in col.cast(pa.binary()).to_pylist()]
+        for col in picked.columns
+    ]
+    return [delimiter.join(col[i] for col in columns) for i in range(len(rows))]
