@@ -109,6 +109,7 @@ def _report_forwarder(queue: Any) -> Any:
         ) -> None:
             forwarded = dict(metrics[0])
             forwarded["worker_pids"] = [m.get("pid") for m in metrics]
+            forwarded.pop("pid", None)
             digests = {m["arch_digest"] for m in metrics if "arch_digest" in m}
             if digests:
                 forwarded["archs_agree"] = len(digests) == 1
