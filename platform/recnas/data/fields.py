@@ -10,7 +10,8 @@ the text is bad:
 | rating  | a finite decimal number  | float64                     | label          |
 | time    | integer                  | int64                       | time_value     |
 | number  | a finite decimal number  | float64, null when empty    | dense_value    |
-| int     | decimal id, 0..2**64-1   | uint64, null when empty     | sparse_id      |
+| int     | decimal id, int64 range  | uint64 (two's complement)   | sparse_id      |
+| uint    | decimal id, 0..2**64-1   | uint64, null when empty     | sparse_id      |
 | hex     | exactly 8 hex digits     | uint64, null when empty     | sparse_id      |
 | str     | any text                 | uint64 stable hash, or null | (never bad)    |
 | text    | any text                 | string, kept for the reader | (never bad)    |
@@ -41,6 +42,7 @@ KINDS = (
     "time",
     "number",
     "int",
+    "uint",
     "hex",
     "str",
     "text",
@@ -62,7 +64,8 @@ _FAST_TYPES = {
     "rating": pa.float64(),
     "time": pa.int64(),
     "number": pa.float64(),
-    "int": pa.uint64(),
+    "int": pa.int64(),
+    "uint": pa.uint64(),
 }
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _UINT_RE = r"^[0-9]{1,20}$"
@@ -214,6 +217,8 @@ def _check_fast(rows: Rows, columns: list[Column]) -> None:
         elif col.kind == "number":
             v = arr.fill_null(0.0).to_numpy()
             rows.reject(~np.isfinite(v), "dense_value")
+        elif col.kind == "int":
+            rows.values[col.name] = _as_uint64(arr)
         elif col.kind == "hex":
             rows.values[col.name] = _hex_checked(rows, arr)
         elif col.kind == "str":
@@ -254,7 +259,12 @@ def _check_strings(rows: Rows, columns: list[Column]) -> None:
         elif col.kind == "number":
             rows.values[col.name] = _numbers(rows, arr, is_empty)
         elif col.kind == "int":
-            ok = _match(arr, _UINT_RE) & _fits_uint64(arr)
+            ok = _match(arr, r"^-?[0-9]{1,19}$") & _fits(arr, -(2**63), 2**63)
+            rows.reject(~ok & ~is_empty, "sparse_id")
+            values = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+            rows.values[col.name] = _as_uint64(values.cast(pa.int64()))
+        elif col.kind == "uint":
+            ok = _match(arr, _UINT_RE) & _fits(arr, 0, 2**64)
             rows.reject(~ok & ~is_empty, "sparse_id")
             rows.values[col.name] = pc.if_else(
                 pa.array(ok), arr, pa.scalar(None, pa.string())
@@ -292,15 +302,20 @@ def _match(arr: pa.Array, pattern: str) -> np.ndarray:
     return hit.to_numpy(zero_copy_only=False)
 
 
-def _fits_uint64(arr: pa.Array) -> np.ndarray:
-    """Digit strings that fit in uint64 (20 digits may overflow)."""
-    long = pc.greater_equal(pc.binary_length(arr), 20).to_numpy(zero_copy_only=False)
-    if not long.any():
-        return np.ones(len(arr), dtype=bool)
+def _fits(arr: pa.Array, low: int, high: int) -> np.ndarray:
+    """Digit strings whose value lies in [low, high) (checked only when long)."""
+    long = pc.greater_equal(pc.binary_length(arr), 19).to_numpy(zero_copy_only=False)
     ok = np.ones(len(arr), dtype=bool)
     for i in np.flatnonzero(long):
-        ok[i] = int(arr[int(i)].as_py()) < 2**64
+        text = arr[int(i)].as_py()
+        ok[i] = text.lstrip("-").isdigit() and low <= int(text) < high
     return ok
+
+
+def _as_uint64(arr: pa.Array) -> pa.Array:
+    """int64 values as uint64 with the same bits (negative ids stay distinct)."""
+    values = arr.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
+    return pa.array(values, type=pa.uint64(), mask=_isnull(arr))
 
 
 def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:

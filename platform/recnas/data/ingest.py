@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ class IngestOptions:
         parallel: ``auto`` (Ray if initialised, else threads), ``ray`` or ``local``.
         workers: Threads for ``local`` (default: CPU count).
         keep_work: Keep ``_work/`` (staged chunks and markers) after success.
-        overwrite: Replace a different dataset already at the output.
+        overwrite: Start afresh: delete whatever is at the output, finished or
+            not (without it, an unfinished ingest of the same inputs and
+            options resumes, and a different finished one is refused).
     """
 
     protocol: str = "autoctr_811"
@@ -350,7 +353,8 @@ def count_chunk(job: _Job, plan: dict[str, Any], names: tuple[str, ...]) -> None
     parts = []
     for n in names:
         merged = vocab.merge_counts(tables[n])
-        parts.append(merged.append_column("feature", pa.array([n] * merged.num_rows)))
+        names_column = pa.array([n] * merged.num_rows, pa.string())
+        parts.append(merged.append_column("feature", names_column))
     table = pa.concat_tables(parts) if parts else pa.table({})
     storage.write_bytes(
         storage.join(job.work, "counts", _chunk_name(job.chunk) + ".parquet"),
@@ -520,6 +524,10 @@ class _Ingest:
         ).hexdigest()
 
     def _existing(self) -> DatasetMeta | None:
+        if self.opts.overwrite:
+            storage.delete_file(storage.join(self.out, META_FILE))
+            self._clear_outputs()
+            return None
         if not storage.exists(storage.join(self.out, META_FILE)):
             return None
         meta = load_meta(self.out)
@@ -774,11 +782,12 @@ class _Ingest:
     def _use_ray(self) -> bool:
         if self.opts.parallel == "local":
             return False
-        import ray
-
-        if self.opts.parallel == "ray" and not ray.is_initialized():
+        # Ray cannot be initialised unless imported; importing it costs seconds.
+        ray = sys.modules.get("ray")
+        running = ray is not None and ray.is_initialized()
+        if self.opts.parallel == "ray" and not running:
             raise ValueError("parallel='ray' needs an initialised Ray (ray.init)")
-        return ray.is_initialized()
+        return running
 
     # -- the record
 

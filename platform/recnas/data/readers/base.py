@@ -166,6 +166,17 @@ def read_source(src: Source) -> bytes:
         return stream.read()
 
 
+def first_data_line(src: Source, limit: int = 1 << 20) -> str:
+    """The first line of a source that is not blank ('' if none in ``limit`` bytes)."""
+    with open_stream(src) as stream:
+        head = stream.read(limit)
+    for line in head.split(b"\n"):
+        text = line.rstrip(b"\r").decode("utf-8", "replace")
+        if text.strip():
+            return text
+    return ""
+
+
 def source_record(src: Source) -> dict[str, Any]:
     record: dict[str, Any] = {"uri": src.uri, "bytes": src.size}
     if src.member:
