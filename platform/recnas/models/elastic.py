@@ -99,6 +99,9 @@ class ElasticTensor(nn.Module):
 
     def get(self, *parts: tuple[tuple[int, int], ...]) -> torch.Tensor:
         """The requested slice: per dimension, a tuple of (segment, size)."""
+        shape = tuple(sum(n for _, n in p) for p in parts)
+        if 0 in shape:  # a source without dense features
+            return self.tiles[0].new_zeros(shape)
         tiles = self.tiles
         index = self.index
         if self.dims == 1:

@@ -25,6 +25,7 @@ share one id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -152,6 +153,24 @@ class Usage:
     @property
     def live(self) -> bool:
         return self.dense_out or self.sparse_out
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The canonical form of an architecture: its live blocks, renumbered.
+
+    Attributes:
+        blocks: One JSON-able mapping per live block (see
+            :meth:`Architecture.canonical`).
+    """
+
+    blocks: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": list(self.blocks)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -322,8 +341,8 @@ class Architecture:
                 need(b.sparse_sources, sparse_out)
         return tuple(Usage(d, s) for d, s in zip(dense_out, sparse_out, strict=True))
 
-    def canonical(self) -> dict[str, Any]:
-        """The canonical form (a JSON-able dict) that the id hashes.
+    def canonical(self) -> Canonical:
+        """The canonical form that the id hashes.
 
         Only live blocks remain, renumbered in order (source 0 stays the stem);
         a block lists its dense half only if the dense operator runs, its
@@ -366,12 +385,12 @@ class Architecture:
             if u.dense_out:
                 entry["sparse_to_dense"] = b.sparse_to_dense
             blocks.append(entry)
-        return {"blocks": blocks}
+        return Canonical(tuple(blocks))
 
-    @property
+    @functools.cached_property
     def arch_id(self) -> str:
         """12 hex digits of the SHA-256 of the canonical form."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        text = self.canonical().to_json()
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def replace_block(self, index: int, block: Block) -> Architecture:
