@@ -49,3 +49,27 @@ def check_dataset(meta: DatasetMeta) -> None:
             if len(column):
                 assert pc.min(column).as_py() >= 0, f.name
                 assert pc.max(column).as_py() < f.vocab_size, f.name
+
+
+def write_criteo(path, rows: int, seed: int = 0) -> None:
+    """A random Criteo training file (40 tab-separated fields) of ``rows`` lines."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(rows) < 0.25).astype(int)
+    dense = rng.integers(-1, 1000, size=(rows, 13))
+    dense_missing = rng.random((rows, 13)) < 0.2
+    sparse = rng.integers(0, 2**32, size=(rows, 26), dtype=np.uint64) % rng.integers(
+        2, 5000, size=26, dtype=np.uint64
+    )
+    sparse_missing = rng.random((rows, 26)) < 0.1
+    lines = []
+    for i in range(rows):
+        d = ["" if dense_missing[i, j] else str(dense[i, j]) for j in range(13)]
+        s = [
+            ""
+            if sparse_missing[i, j]
+            else f"{int(sparse[i, j]) * 2654435761 % 2**32:08x}"
+            for j in range(26)
+        ]
+        lines.append("\t".join([str(labels[i]), *d, *s]))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")

@@ -460,6 +460,14 @@ def _write_rejected(job: _Job, line_offset: int) -> dict[str, Any] | None:
     return _write_part(job.out, rel, _parquet_bytes(out), out.num_rows)
 
 
+def _sum_counts(tables: list[pa.Table]) -> pa.Table:
+    """Sums ``(value, count, feature)`` tables by feature and value."""
+    columns = ["feature", "value", "count"]
+    table = pa.concat_tables([t.select(columns) for t in tables])
+    summed = table.group_by(["feature", "value"]).aggregate([("count", "sum")])
+    return summed.rename_columns({"count_sum": "count"}).select(columns)
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -718,18 +726,19 @@ class _Ingest:
         ]
         logger.info("vocabulary: counting %d chunk(s)", len(todo))
         self._map(count_chunk, todo)
-        merged: dict[str, list[pa.Table]] = {n: [] for n in names}
+        pending: list[pa.Table] = []
         for chunk in self.chunks:
             uri = storage.join(self.work, "counts", _chunk_name(chunk) + ".parquet")
-            table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
-            for n in names:
-                part = table.filter(pc.equal(table["feature"], n)).select(
-                    ["value", "count"]
-                )
-                merged[n].append(part)
-                if len(merged[n]) >= 16:
-                    merged[n] = [vocab.merge_counts(merged[n])]
-        return {n: vocab.merge_counts(t) for n, t in merged.items()}
+            pending.append(pq.read_table(io.BytesIO(storage.read_bytes(uri))))
+            if len(pending) >= 16:  # bound the memory of the merge
+                pending = [_sum_counts(pending)]
+        table = _sum_counts(pending).sort_by("feature")
+        features = table["feature"].to_numpy(zero_copy_only=False)
+        out = {}
+        for n in names:
+            lo, hi = np.searchsorted(features, n), np.searchsorted(features, n, "right")
+            out[n] = table.slice(lo, hi - lo).select(["value", "count"])
+        return out
 
     def _pass2(
         self,

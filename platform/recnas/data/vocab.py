@@ -45,6 +45,8 @@ def merge_counts(tables: list[pa.Table]) -> pa.Table:
         return pa.table(
             {"value": pa.array([], pa.uint64()), "count": pa.array([], pa.int64())}
         )
+    if len(tables) == 1:
+        return tables[0]
     merged = pa.concat_tables(tables).group_by("value").aggregate([("count", "sum")])
     return merged.rename_columns(["value", "count"])
 
