@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import random
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from recnas.space import load_space, sample
 from recnas.space.nasrec_format import from_nasrec, read_architecture, to_nasrec
 
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = (
     REPO.parent / "shared" / "fixtures" / "nasrec" / "criteo_nasrec_small_best.json"
 )
