@@ -36,16 +36,18 @@ class Stage:
         run: The stage body: ``run(context) -> outputs``.
         sections: Job sections it reads (part of its inputs hash).
         after: Stages whose outputs it reads.
+        fingerprint: Further inputs outside the job file (e.g. raw files).
     """
 
     name: str
     run: Callable[[stages.StageContext], dict[str, Any]]
     sections: tuple[str, ...]
     after: tuple[str, ...] = ()
+    fingerprint: Callable[[JobSpec], str] | None = None
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", stages.ingest, ("dataset",)),
+    Stage("ingest", stages.ingest, ("dataset",), fingerprint=stages.input_files),
     Stage(
         "supernet",
         stages.supernet,
@@ -85,14 +87,23 @@ class PipelineResult:
 class Pipeline:
     """The stages of one job over one store and one tracker."""
 
-    def __init__(self, job: JobSpec, store: JobStore, tracker: Tracker) -> None:
+    def __init__(
+        self,
+        job: JobSpec,
+        store: JobStore,
+        tracker: Tracker,
+        before_first_stage: Callable[[], Any] | None = None,
+    ) -> None:
         self.job = job
         self.store = store
         self.tracker = tracker
+        self._before_first_stage = before_first_stage
 
     def inputs_hash(self, stage: Stage, hashes: dict[str, str]) -> str:
         parts = [stage.name, self.job.digest(*stage.sections)]
         parts += [hashes[a] for a in stage.after]
+        if stage.fingerprint is not None:
+            parts.append(stage.fingerprint(self.job))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def run(
@@ -133,6 +144,9 @@ class Pipeline:
     def _run_stage(
         self, stage: Stage, inputs_hash: str, upstream: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
+        if self._before_first_stage is not None:
+            self._before_first_stage()
+            self._before_first_stage = None
         logger.info("stage %s: starting", stage.name)
         start = time.perf_counter()
         context = stages.StageContext(

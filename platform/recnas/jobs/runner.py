@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,8 +48,11 @@ def run_job(
     store = JobStore(job.storage_root, job.name)
     logger.info("job %s: storage %s, MLflow %s", job.name, store.base, uri)
     tracker = Tracker(uri, job.name)
-    with ray_session(address):
-        result = Pipeline(job, store, tracker).run(only=stages, force=force)
+    with contextlib.ExitStack() as stack:
+        # Ray starts only when a stage has work to do.
+        connect = functools.partial(stack.enter_context, ray_session(address))
+        pipeline = Pipeline(job, store, tracker, before_first_stage=connect)
+        result = pipeline.run(only=stages, force=force)
     return JobResult(
         outputs=result.outputs,
         ran=result.ran,

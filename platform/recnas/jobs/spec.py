@@ -216,8 +216,9 @@ class JobSpec:
         return self.storage or env.storage_root()
 
     def section(self, name: str) -> dict[str, Any]:
-        """One section as a plain dict (for hashing and logging)."""
-        return dataclasses.asdict(getattr(self, name))
+        """One section (or top-level value) as plain data, for hashing and logs."""
+        value = getattr(self, name)
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -95,6 +95,18 @@ def _report_to(tracker: Tracker, run: RunRef):  # noqa: ANN202
 # ingest ----------------------------------------------------------------------
 
 
+def input_files(job: JobSpec) -> str:
+    """Sizes and modification times of the raw inputs: a changed file re-ingests."""
+    from recnas.data import storage
+
+    parts = []
+    for uri in job.dataset.inputs:
+        fs, path = storage.resolve(uri)
+        info = fs.get_file_info(path)
+        parts.append(f"{uri}:{info.size}:{info.mtime_ns}")
+    return "|".join(parts)
+
+
 def ingest(ctx: StageContext) -> dict[str, Any]:
     """Raw files to Parquet splits and ``meta.json``."""
     from recnas.data.ingest import ingest as run_ingest
