@@ -225,3 +225,95 @@ def test_supernet_two_processes(tmp_path: Path, grad_sync: str) -> None:
         f"\nBENCH supernet nasrec_small 2 procs x 1 thread, grad_sync={grad_sync}: "
         f"{final['run_samples_per_s']:,.0f} samples/s (batch {BATCH} per worker)"
     )
+
+
+def _write_dataset(folder: Path, rows_per_split: dict[str, int]) -> str:
+    """A Criteo-shaped processed dataset of random rows (one Parquet file per
+    split), readable by ``BatchLoader``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recnas.data.meta import DatasetMeta
+
+    files = {}
+    for i, (split, n) in enumerate(rows_per_split.items()):
+        rows = _rows(CRITEO, n, seed=100 + i)
+        columns = {"label": pa.array(rows.label.numpy())}
+        for j, name in enumerate(CRITEO.dense):
+            columns[name] = pa.array(rows.dense[:, j].numpy())
+        for j, f in enumerate(CRITEO.single):
+            columns[f.name] = pa.array(rows.sparse[:, j].numpy().astype("int32"))
+        (folder / split).mkdir(parents=True)
+        path = f"{split}/part-0.parquet"
+        pq.write_table(pa.table(columns), folder / path, row_group_size=16_384)
+        files[split] = [{"path": path, "md5": f"bench-{split}", "rows": n}]
+    meta = DatasetMeta(
+        dataset="criteo",
+        features=CRITEO,
+        protocol={"name": "random", "seed": 0},
+        rows=dict(rows_per_split),
+        files=files,
+        synthetic=True,
+    )
+    meta.save(str(folder))
+    return str(folder)
+
+
+def _fit(data: str, storage: Path, workers: int, cpus: float, steps: int) -> dict:
+    from recnas.train.launcher import Scaling, fit
+
+    config = TrainConfig.baseline(
+        data,
+        "dlrm",
+        params=DLRM,
+        batch_size=BATCH,
+        epochs=1,
+        max_steps=steps,
+        eval_split=None,
+        test_split=None,
+        early_stopping_patience=0,
+        log_every=steps // 2,
+    )
+    name = f"w{workers}c{cpus}"
+    result = fit(
+        config,
+        Scaling(num_workers=workers, cpus_per_worker=cpus),
+        storage=str(storage),
+        name=name,
+        progress=False,
+    )
+    return result.metrics
+
+
+def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
+    """recnas on Ray Train (Parquet through the batch loader) against a plain
+    in-memory torch loop with the same threads; 2 workers against 1."""
+    steps = 200
+    data = _write_dataset(tmp_path / "data", {"train": 2 * steps * BATCH})
+    rows = _rows(CRITEO, 60 * BATCH)
+    batches = [
+        Batch(
+            label=rows.label[i : i + BATCH],
+            dense=rows.dense[i : i + BATCH],
+            sparse=rows.sparse[i : i + BATCH],
+        )
+        for i in range(0, 60 * BATCH, BATCH)
+    ]
+    torch.set_num_threads(2)
+    plain = 0.0
+    for _ in range(3):
+        torch.manual_seed(0)
+        plain = max(
+            plain, _plain_loop(build_baseline("dlrm", CRITEO, **DLRM), batches, 1e-3)
+        )
+    one_by_two = _fit(data, tmp_path, 1, 2.0, steps)["run_samples_per_s"]
+    one_by_one = _fit(data, tmp_path, 1, 1.0, steps)["run_samples_per_s"]
+    two_by_one = _fit(data, tmp_path, 2, 1.0, steps)["run_samples_per_s"]
+    print(
+        f"\nBENCH fit dlrm batch {BATCH}: plain torch loop 2 threads "
+        f"{plain:,.0f} samples/s; recnas 1 worker x 2 CPUs {one_by_two:,.0f} "
+        f"(ratio {one_by_two / plain:.2f}, goal 0.9); 1 worker x 1 CPU "
+        f"{one_by_one:,.0f}; 2 workers x 1 CPU {two_by_one:,.0f} "
+        f"(x{two_by_one / one_by_one:.2f} over 1 worker)"
+    )
+    assert one_by_two > 0 and two_by_one > 0

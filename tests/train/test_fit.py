@@ -1,8 +1,9 @@
 """Ray Train runs end to end: reports, exact metrics, checkpoints, a lost worker.
 
-Three ``fit`` calls in all (each costs 12-16 s of Ray Train set-up here): an
-uninterrupted baseline run, the same run with one worker killed mid-run, and a
-short supernet run.
+Four ``fit`` calls in all (each costs 12-16 s of Ray Train set-up here): an
+uninterrupted baseline run, the same run again (it finds its final checkpoint
+and stops at once), the same run with one worker killed mid-run, and a short
+supernet run.
 """
 
 from __future__ import annotations
@@ -150,6 +151,22 @@ def test_checkpoints_live_in_storage(baseline_run) -> None:
     assert len(kept) == 2 and kept[-1] == final.name
 
 
+def test_same_name_resumes_a_finished_run(baseline_run, movielens) -> None:
+    result, _, storage = baseline_run
+    reports: list[dict] = []
+    again = fit(
+        _config(movielens),
+        Scaling(num_workers=2),
+        storage=storage,
+        name="dlrm",
+        on_report=reports.append,
+        progress=False,
+    )
+    assert [(r["starts"], r["resumed_from"]) for r in reports] == [(2, 64)]
+    assert again.checkpoint == result.checkpoint
+    assert again.metrics == result.metrics
+
+
 def test_killed_worker_resumes_from_checkpoint(
     baseline_run, movielens, tmp_path
 ) -> None:
@@ -186,7 +203,9 @@ def test_killed_worker_resumes_from_checkpoint(
         assert abs(final[key] - clean[key]) < 5e-3, key
 
 
-def test_supernet_fit_agrees_on_architectures(ray_cluster, movielens, tmp_path) -> None:
+def test_supernet_fit_agrees_on_architectures(
+    ray_cluster, movielens, tmp_path, capfd
+) -> None:
     config = TrainConfig.nasrec_supernet(
         movielens,
         space="nasrec_small",
@@ -205,8 +224,10 @@ def test_supernet_fit_agrees_on_architectures(ray_cluster, movielens, tmp_path) 
         storage=str(tmp_path),
         name="supernet",
         on_report=reports.append,
-        progress=False,
+        progress=True,
     )
+    bar = capfd.readouterr().err
+    assert "supernet" in bar and "12/12" in bar
     assert [r["step"] for r in reports] == [3, 6, 9, 12]
     assert all(r["archs_agree"] for r in reports)
     assert math.isfinite(result.metrics["val_logloss"])

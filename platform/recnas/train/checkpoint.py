@@ -141,9 +141,9 @@ def local_copy(checkpoint: str):
         return
     import pyarrow.fs as pafs
 
-    from recnas.train.storage import filesystem
+    from recnas.data.storage import resolve
 
-    fs, path = filesystem(checkpoint)
+    fs, path = resolve(checkpoint)
     with tempfile.TemporaryDirectory(prefix="recnas-ckpt-") as tmp:
         pafs.copy_files(path, tmp, source_filesystem=fs)
         yield tmp

@@ -60,6 +60,7 @@ class DatasetSource:
             shuffle=True,
             seed=cfg.seed,
             max_rows=cfg.max_train_rows,
+            meta=self.meta,
         )
 
     def evaluation(self, split: str, rank: int, world_size: int) -> Iterable[Batch]:
@@ -76,6 +77,7 @@ class DatasetSource:
             shuffle=False,
             drop_last=False,
             max_rows=cfg.max_eval_rows,
+            meta=self.meta,
         )
         return loader.epoch(0)
 

@@ -27,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow.fs as pafs
+
+from recnas.data.storage import resolve
 from recnas.train.config import TrainConfig
-from recnas.train.storage import filesystem, to_uri
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ def _trainer(config: TrainConfig, scaling: Scaling, storage: str, name: str, cb:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    fs, path = filesystem(storage)
+    fs, path = resolve(storage)
     run_config = RunConfig(
         name=name,
         storage_path=path,
@@ -246,9 +248,10 @@ def _follow(
 def _result(result: Any, storage: str) -> TrainResult:
     if result.checkpoint is None:
         raise RuntimeError(f"run {result.path}: finished without a checkpoint")
-    fs, _ = filesystem(storage)
+    fs, _ = resolve(storage)
     path = result.checkpoint.path
     with fs.open_input_stream(f"{path}/history.json") as stream:
         history = json.loads(stream.read())
     final = history[-1] if history else dict(result.metrics or {})
-    return TrainResult(metrics=final, history=history, checkpoint=to_uri(fs, path))
+    uri = f"s3://{path}" if isinstance(fs, pafs.S3FileSystem) else path
+    return TrainResult(metrics=final, history=history, checkpoint=uri)

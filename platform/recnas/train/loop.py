@@ -302,7 +302,8 @@ class WorkerLoop:
                 self.restore(folder)
         if self.position.done:
             final = dict(self.history[-1]) if self.history else {}
-            self.session.report({**final, "checkpoint": False}, None)
+            again = {"starts": self.starts, "resumed_from": self.resumed_from}
+            self.session.report({**final, **again, "checkpoint": False}, None)
             return final
         stopped = False
         while not stopped and self.position.step < self.total_steps:
