@@ -73,6 +73,8 @@ class ElasticTensor(nn.Module):
             ops.init_param(tensor, param, fan_in)
             self.index[key] = len(self.tiles)
             self.tiles.append(nn.Parameter(tensor))
+        self._list = list(self.tiles)
+        self._recipes: dict = {}
 
     def _tile_shapes(self):
         rows = [
@@ -97,37 +99,54 @@ class ElasticTensor(nn.Module):
                     break
                 yield seg, c, min(hi, size) - lo, hi - lo
 
-    def get(self, *parts: tuple[tuple[int, int], ...]) -> torch.Tensor:
-        """The requested slice: per dimension, a tuple of (segment, size)."""
-        shape = tuple(sum(n for _, n in p) for p in parts)
-        if 0 in shape:  # a source without dense features
-            return self.tiles[0].new_zeros(shape)
-        tiles = self.tiles
+    def _apply(self, fn, recurse=True):
+        module = super()._apply(fn, recurse)
+        self._list = list(self.tiles)  # conversions may replace the parameters
+        return module
+
+    def _recipe(self, parts: tuple[tuple[tuple[int, int], ...], ...]) -> list:
+        """Which tiles make up a request, and how each is cut (None: whole)."""
         index = self.index
         if self.dims == 1:
-            pieces = [
-                _cut1(tiles[index[seg, c]], used, full)
+            return [
+                [(index[seg, c], used if used != full else None, None)]
                 for seg, c, used, full in self._pieces(0, parts[0])
             ]
-            return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
         cols = list(self._pieces(1, parts[1]))
-        rows = []
-        for rs, rc, rused, rfull in self._pieces(0, parts[0]):
-            row = [
-                _cut2(tiles[index[rs, rc, cs, cc]], rused, rfull, cused, cfull)
+        return [
+            [
+                (
+                    index[rs, rc, cs, cc],
+                    rused if rused != rfull else None,
+                    cused if cused != cfull else None,
+                )
                 for cs, cc, cused, cfull in cols
             ]
-            rows.append(row[0] if len(row) == 1 else torch.cat(row, dim=1))
+            for rs, rc, rused, rfull in self._pieces(0, parts[0])
+        ]
+
+    def get(self, *parts: tuple[tuple[int, int], ...]) -> torch.Tensor:
+        """The requested slice: per dimension, a tuple of (segment, size)."""
+        recipe = self._recipes.get(parts)
+        if recipe is None:
+            shape = tuple(sum(n for _, n in p) for p in parts)
+            if 0 in shape:  # a source without dense features
+                return self._list[0].new_zeros(shape)
+            recipe = self._recipes[parts] = self._recipe(parts)
+        tiles = self._list
+        if self.dims == 1:
+            pieces = [_cut(tiles[i], r, c) for ((i, r, c),) in recipe]
+            return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        rows = []
+        for row in recipe:
+            pieces = [_cut(tiles[i], r, c) for i, r, c in row]
+            rows.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1))
         return rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
 
 
-def _cut1(tile: torch.Tensor, used: int, full: int) -> torch.Tensor:
-    return tile if used == full else tile[:used]
-
-
-def _cut2(tile: torch.Tensor, rused: int, rfull: int, cused: int, cfull: int):
-    if rused != rfull:
-        tile = tile[:rused]
-    if cused != cfull:
-        tile = tile[:, :cused]
+def _cut(tile: torch.Tensor, rows: int | None, cols: int | None) -> torch.Tensor:
+    if rows is not None:
+        tile = tile[:rows]
+    if cols is not None:
+        tile = tile[:, :cols]
     return tile

@@ -220,9 +220,9 @@ def sigmoid_gating(p: Params, left: torch.Tensor, right: torch.Tensor) -> torch.
     return _project(gate * right, p)
 
 
-@functools.lru_cache(maxsize=64)
-def _tril(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows, cols = torch.tril_indices(n, n, offset=-1)
+@functools.lru_cache(maxsize=256)
+def _tril(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = torch.tril_indices(n, n, offset=-1, device=device)
     return rows, cols
 
 
@@ -238,7 +238,7 @@ def dot_product(p: Params, dense: torch.Tensor, sparse: torch.Tensor) -> torch.T
     y = _token_project(sparse, p, "tok_")
     tokens = torch.cat([x.unsqueeze(1), y], dim=1)
     products = torch.bmm(tokens, tokens.transpose(1, 2))
-    rows, cols = _tril(tokens.shape[1])
+    rows, cols = _tril(tokens.shape[1], tokens.device)
     return _project(products[:, rows, cols], p)
 
 
