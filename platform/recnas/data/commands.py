@@ -74,7 +74,7 @@ def _add_ingest_options(parser: argparse.ArgumentParser) -> None:
         help="table size for --encoding hash: N for all, or FEATURE=N,...,*=N",
     )
     parser.add_argument("--max-rejected-fraction", type=float, default=0.001)
-    parser.add_argument("--chunk-mb", type=float, default=64, help="MiB per task")
+    parser.add_argument("--chunk-mb", type=float, default=32, help="MiB per task")
     parser.add_argument(
         "--ray",
         action="store_true",

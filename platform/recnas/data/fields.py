@@ -12,10 +12,14 @@ the text is bad:
 | number  | a finite decimal number  | float64, null when empty    | dense_value    |
 | int     | decimal id, int64 range  | uint64 (two's complement)   | sparse_id      |
 | uint    | decimal id, 0..2**64-1   | uint64, null when empty     | sparse_id      |
-| hex     | exactly 8 hex digits     | uint64, null when empty     | sparse_id      |
-| str     | any text                 | uint64 stable hash, or null | (never bad)    |
+| hex     | exactly 8 hex digits     | uint64 dictionary, or null  | sparse_id      |
+| str     | any text                 | uint64 hash dictionary      | (never bad)    |
 | text    | any text                 | string, kept for the reader | (never bad)    |
 | skip    | anything                 | dropped                     | (never bad)    |
+
+Ids of the ``hex`` and ``str`` kinds come back dictionary-encoded
+(``dictionary<int32, uint64>``): each distinct text is decoded once, and later
+steps look up each distinct value once.
 
 A block is first parsed with these types straight from pyarrow's CSV reader
 (the fast path); a block with a value pyarrow cannot convert is parsed again
@@ -66,6 +70,8 @@ _FAST_TYPES = {
     "number": pa.float64(),
     "int": pa.int64(),
     "uint": pa.uint64(),
+    "hex": pa.dictionary(pa.int32(), pa.string()),
+    "str": pa.dictionary(pa.int32(), pa.string()),
 }
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _UINT_RE = r"^[0-9]{1,20}$"
@@ -192,6 +198,9 @@ def _all_null(values: dict[str, pa.Array], n: int) -> np.ndarray:
 
 
 def _isnull(arr: pa.Array) -> np.ndarray:
+    """Null mask of an array as numpy booleans."""
+    if arr.null_count == 0:
+        return np.zeros(len(arr), dtype=bool)
     return arr.is_null().to_numpy(zero_copy_only=False)
 
 
@@ -328,10 +337,24 @@ def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
     return numbers
 
 
-def _hex_checked(rows: Rows, arr: pa.Array) -> pa.Array:
-    values, missing, bad = hex_ids(arr)
-    rows.reject(bad, "sparse_id")
-    return pa.array(values, mask=missing | bad)
+def _hex_checked(rows: Rows, arr: pa.Array) -> pa.DictionaryArray:
+    """Hex ids as a dictionary array; rows with a malformed id are rejected."""
+    encoded = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+    values, missing, bad = hex_ids(encoded.dictionary)
+    codes, row_null = _codes(encoded)
+    row_bad = bad[codes] & ~row_null if len(values) else np.zeros(len(arr), bool)
+    rows.reject(row_bad, "sparse_id")
+    row_missing = row_null | (missing[codes] if len(values) else True)
+    indices = pa.array(codes, type=pa.int32(), mask=row_missing | row_bad)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.uint64()))
+
+
+def _codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary indices as int32 (0 where null) and the null mask."""
+    indices = encoded.indices
+    null = _isnull(indices)
+    codes = indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, null
 
 
 def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -357,13 +380,18 @@ def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = np.zeros(n, dtype=np.uint64)
     bad = ~missing & ~full
     if data is not None and full.any():
-        starts = offsets[:-1][full].astype(np.int64)
-        nibbles = _HEX_LUT[data[starts[:, None] + np.arange(8)]]
-        bad[full] = (nibbles == 255).any(axis=1)
-        acc = nibbles[:, 0].astype(np.uint64)
-        for j in range(1, 8):
-            acc = (acc << np.uint64(4)) | nibbles[:, j].astype(np.uint64)
-        values[full] = acc
+        first, count = int(offsets[0]), int(full.sum())
+        if not bad.any() and int(offsets[-1]) - first == 8 * count:
+            # Every present id has 8 characters: they lie back to back.
+            chars = data[first : first + 8 * count].reshape(count, 8)
+        else:
+            starts = offsets[:-1][full].astype(np.int64)
+            chars = data[starts[:, None] + np.arange(8)]
+        nibbles = _HEX_LUT[chars]
+        if nibbles.max() == 255:  # some character is not a hex digit
+            bad[full] = (nibbles == 255).any(axis=1)
+        pairs = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+        values[full] = np.ascontiguousarray(pairs).view(">u4").ravel()
     if arr.null_count:
         missing |= _isnull(arr)
     values[bad] = 0
@@ -377,20 +405,36 @@ def stable_hash(text: str) -> int:
     )
 
 
-def hash_strings(arr: pa.Array) -> pa.Array:
-    """Stable 64-bit hashes of strings; nulls and empty strings stay null."""
-    encoded = pc.dictionary_encode(arr.cast(pa.string()))
-    words = encoded.dictionary.to_pylist()
+def hash_strings(arr: pa.Array) -> pa.DictionaryArray:
+    """Stable 64-bit hashes of strings, dictionary-encoded; '' and null are null."""
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr.cast(pa.string()))
+    words = arr.dictionary.cast(pa.string()).to_pylist()
     hashes = np.array([stable_hash(w) if w else 0 for w in words], dtype=np.uint64)
     is_empty = np.array([not w for w in words], dtype=bool)
-    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-    mask = _isnull(encoded.indices)
+    codes, null = _codes(arr)
     if len(words):
-        mask |= is_empty[indices]
-        values = hashes[indices]
-    else:
-        values = np.zeros(len(arr), dtype=np.uint64)
-    return pa.array(values, mask=mask)
+        null |= is_empty[codes]
+    indices = pa.array(codes, type=pa.int32(), mask=null)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(hashes, pa.uint64()))
+
+
+def plain(arr: pa.Array) -> pa.Array:
+    """A dictionary array decoded to its values (other arrays unchanged)."""
+    if pa.types.is_dictionary(arr.type):
+        return arr.dictionary.take(arr.indices)
+    return arr
+
+
+def as_dictionary(arr: pa.Array) -> pa.DictionaryArray:
+    """Raw id values as ``dictionary<int32, uint64>`` (nulls stay null)."""
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    if arr.type.index_type != pa.int32() or arr.type.value_type != pa.uint64():
+        arr = pa.DictionaryArray.from_arrays(
+            arr.indices.cast(pa.int32()), arr.dictionary.cast(pa.uint64())
+        )
+    return arr
 
 
 def rejected_texts(rows: Rows, rows_idx: np.ndarray, delimiter: str) -> list[str]:

@@ -40,6 +40,7 @@ from recnas.data import protocols, storage, vocab
 from recnas.data.features import FeatureSet, SparseFeature
 from recnas.data.fields import (
     REASONS,
+    as_dictionary,
     fields_reason,
     parse_rows,
     rejected_texts,
@@ -54,12 +55,18 @@ logger = logging.getLogger(__name__)
 
 WORK = "_work"
 OUTPUT_DIRS = ("train", "val", "test", "rejected", "vocab")
-_STAGE_IPC = ipc.IpcWriteOptions(compression="lz4")
+# Staged chunks are read back once or twice: compress only on remote storage.
+_STAGE_IPC = {
+    False: ipc.IpcWriteOptions(),
+    True: ipc.IpcWriteOptions(compression="lz4"),
+}
+_RAW_IDS = pa.dictionary(pa.int32(), pa.uint64())
 _REJECT_SCHEMA = pa.schema(
     [("line", pa.int64()), ("reason", pa.string()), ("text", pa.string())]
 )
 _FIRST_REJECTS = 10
 _NOTHING = object()
+_DICTIONARY_MAX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,8 @@ class IngestOptions:
     min_count: int = 1
     hash_size: Any = None
     max_rejected_fraction: float = 0.001
-    chunk_bytes: int = 64 << 20
-    block_bytes: int = 16 << 20
+    chunk_bytes: int = 32 << 20
+    block_bytes: int = 32 << 20
     row_group_rows: int = 16_384
     parallel: str = "auto"
     workers: int | None = None
@@ -195,7 +202,7 @@ def _staged_schema(features: FeatureDefs) -> pa.Schema:
     fields = [pa.field("label", pa.int8())]
     fields += [pa.field(n, pa.float32()) for n in features.dense]
     for name, multi in features.sparse:
-        fields.append(pa.field(name, pa.list_(pa.uint64()) if multi else pa.uint64()))
+        fields.append(pa.field(name, pa.list_(pa.uint64()) if multi else _RAW_IDS))
     if features.has_time:
         fields.append(pa.field("_time", pa.int64()))
     return pa.schema(fields)
@@ -231,7 +238,9 @@ def stage_chunk(job: _Job, context: Any) -> dict[str, Any]:
     rejects: list[tuple[int, str, str]] = []
     line_base = 0
     with fs.open_output_stream(stage_path) as sink:
-        writer = ipc.new_file(sink, schema, options=_STAGE_IPC)
+        # A stream, not a file: each block brings its own dictionaries.
+        options = _STAGE_IPC[storage.is_s3(job.work)]
+        writer = ipc.new_stream(sink, schema, options=options)
         for i, data in enumerate(iter_blocks(src, job.chunk, job.opts.block_bytes)):
             if i == 0 and job.chunk.start == 0 and job.file.header:
                 data, skipped = _split_header(job, data)
@@ -282,13 +291,17 @@ def _stage_block(
         reason = REASONS[rows.reasons[i] - 1]
         rejects.append((line_base + int(rows.lines[i]), reason, text))
     good = pa.array(rows.reasons == 0)
+    all_good = not rows.reasons.any()
     columns = []
     for field in schema:
         value = staged[field.name]
         if field.name in job.features.dense:
             value = transform_dense(value)
         arr = value if isinstance(value, pa.Array) else pa.array(value)
-        columns.append(arr.cast(field.type).filter(good))
+        if pa.types.is_dictionary(field.type):
+            arr = as_dictionary(arr)
+        arr = arr.cast(field.type)
+        columns.append(arr if all_good else arr.filter(good))
     batch = pa.RecordBatch.from_arrays(columns, schema=schema)
     return batch, parsed.num_lines
 
@@ -324,41 +337,45 @@ class _ChunkStats:
         return record
 
 
-def _read_stage(job: _Job) -> pa.ipc.RecordBatchFileReader:
-    fs, path = storage.resolve(
-        storage.join(job.work, "stage", _chunk_name(job.chunk) + ".arrow")
-    )
-    return ipc.open_file(fs.open_input_file(path))
+def _read_stage(job: _Job) -> list[pa.RecordBatch]:
+    """The staged blocks of a chunk (the chunk's memory bound, not the file's)."""
+    uri = storage.join(job.work, "stage", _chunk_name(job.chunk) + ".arrow")
+    fs, path = storage.resolve(uri)
+    with fs.open_input_stream(path) as f:
+        return list(ipc.open_stream(f))
+
+
+def _codes(batches: list[pa.RecordBatch], plan: dict[str, Any]) -> np.ndarray:
+    labels = [b.column("label").to_numpy(zero_copy_only=False) for b in batches]
+    return protocols.chunk_codes(np.concatenate(labels or [np.zeros(0, np.int8)]), plan)
 
 
 def count_chunk(job: _Job, plan: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Vocabulary pass for one chunk: counts of raw values on its train rows."""
-    reader = _read_stage(job)
+    """Vocabulary pass for one chunk: counts of raw values on its train rows.
+
+    Writes one Arrow file per chunk holding one ``(value, count)`` batch per
+    feature, in the order of ``names``.
+    """
+    batches = _read_stage(job)
+    codes = _codes(batches, plan)
     tables: dict[str, list[pa.Table]] = {n: [] for n in names}
-    labels = np.concatenate(
-        [
-            reader.get_batch(i).column("label").to_numpy(zero_copy_only=False)
-            for i in range(reader.num_record_batches)
-        ]
-        or [np.zeros(0, np.int8)]
-    )
-    codes = protocols.chunk_codes(labels, plan)
     start = 0
-    for i in range(reader.num_record_batches):
-        batch = reader.get_batch(i)
-        train = pa.array(codes[start : start + batch.num_rows] == 0)
+    for batch in batches:
+        train = codes[start : start + batch.num_rows] == 0
         start += batch.num_rows
         for n in names:
-            tables[n].append(vocab.count_values(batch.column(n).filter(train)))
-    parts = []
-    for n in names:
-        merged = vocab.merge_counts(tables[n])
-        names_column = pa.array([n] * merged.num_rows, pa.string())
-        parts.append(merged.append_column("feature", names_column))
-    table = pa.concat_tables(parts) if parts else pa.table({})
+            tables[n].append(vocab.count_values(batch.column(n), train))
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, vocab.COUNTS_SCHEMA) as writer:
+        for n in names:  # one batch per feature, empty or not
+            counts = vocab.merge_counts(tables[n])
+            columns = [c.combine_chunks() for c in counts.columns]
+            writer.write_batch(
+                pa.RecordBatch.from_arrays(columns, schema=vocab.COUNTS_SCHEMA)
+            )
     storage.write_bytes(
-        storage.join(job.work, "counts", _chunk_name(job.chunk) + ".parquet"),
-        _parquet_bytes(table),
+        storage.join(job.work, "counts", _chunk_name(job.chunk) + ".arrow"),
+        sink.getvalue().to_pybytes(),
     )
 
 
@@ -366,13 +383,8 @@ def encode_chunk(
     job: _Job, plan: dict[str, Any], encoder: vocab.Encoder, line_offset: int
 ) -> dict[str, Any]:
     """Pass 2 for one chunk: encode ids and write its part of every split."""
-    reader = _read_stage(job)
-    batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-    labels = np.concatenate(
-        [b.column("label").to_numpy(zero_copy_only=False) for b in batches]
-        or [np.zeros(0, np.int8)]
-    )
-    codes = protocols.chunk_codes(labels, plan)
+    batches = _read_stage(job)
+    codes = _codes(batches, plan)
     schema = output_schema(job.features)
     buffers: dict[int, tuple[pa.BufferOutputStream, pq.ParquetWriter]] = {}
     rows = dict.fromkeys(range(len(protocols.SPLITS)), 0)
@@ -387,7 +399,10 @@ def encode_chunk(
                 continue
             if code not in buffers:
                 sink = pa.BufferOutputStream()
-                buffers[code] = (sink, pq.ParquetWriter(sink, schema))
+                writer = pq.ParquetWriter(
+                    sink, schema, use_dictionary=_dictionary_columns(job, encoder)
+                )
+                buffers[code] = (sink, writer)
             buffers[code][1].write_table(
                 table.filter(pa.array(mask)), row_group_size=job.opts.row_group_rows
             )
@@ -408,6 +423,12 @@ def encode_chunk(
         json.dumps(record).encode(),
     )
     return record
+
+
+def _dictionary_columns(job: _Job, encoder: vocab.Encoder) -> list[str]:
+    """Columns worth dictionary-encoding in Parquet: those with small tables."""
+    small = [n for n, _ in job.features.sparse if encoder.sizes[n] <= _DICTIONARY_MAX]
+    return ["label", *small]
 
 
 def output_schema(features: FeatureDefs) -> pa.Schema:
@@ -458,14 +479,6 @@ def _write_rejected(job: _Job, line_offset: int) -> dict[str, Any] | None:
     )
     rel = f"rejected/{_chunk_name(job.chunk).replace('chunk', 'part')}.parquet"
     return _write_part(job.out, rel, _parquet_bytes(out), out.num_rows)
-
-
-def _sum_counts(tables: list[pa.Table]) -> pa.Table:
-    """Sums ``(value, count, feature)`` tables by feature and value."""
-    columns = ["feature", "value", "count"]
-    table = pa.concat_tables([t.select(columns) for t in tables])
-    summed = table.group_by(["feature", "value"]).aggregate([("count", "sum")])
-    return summed.rename_columns({"count_sum": "count"}).select(columns)
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -680,11 +693,8 @@ class _Ingest:
     def _times(self) -> np.ndarray:
         parts = []
         for chunk in self.chunks:
-            reader = _read_stage(self._job(chunk))
-            for i in range(reader.num_record_batches):
-                parts.append(
-                    reader.get_batch(i).column("_time").to_numpy(zero_copy_only=False)
-                )
+            for batch in _read_stage(self._job(chunk)):
+                parts.append(batch.column("_time").to_numpy(zero_copy_only=False))
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def _encoder(
@@ -704,13 +714,14 @@ class _Ingest:
                     storage.join(self.out, "vocab", f"{name}.parquet"),
                     _parquet_bytes(table),
                 )
-                encoder.vocab[name] = table["value"].combine_chunks()
+                encoder.vocab[name] = vocab.Lookup.from_table(
+                    table["value"].combine_chunks(), table["id"].to_numpy()
+                )
                 encoder.sizes[name] = vocab.FIRST_ID + table.num_rows
         for _, src in features.counts:
             table = counts[src]
-            encoder.counts[src] = (
-                table["value"].combine_chunks(),
-                table["count"].to_numpy().astype(np.float64),
+            encoder.counts[src] = vocab.Lookup.from_table(
+                table["value"].combine_chunks(), table["count"].to_numpy()
             )
         return encoder
 
@@ -721,24 +732,29 @@ class _Ingest:
             (self._job(c), plans[c.index], names)
             for c in self.chunks
             if not storage.exists(
-                storage.join(self.work, "counts", _chunk_name(c) + ".parquet")
+                storage.join(self.work, "counts", _chunk_name(c) + ".arrow")
             )
         ]
         logger.info("vocabulary: counting %d chunk(s)", len(todo))
         self._map(count_chunk, todo)
-        pending: list[pa.Table] = []
-        for chunk in self.chunks:
-            uri = storage.join(self.work, "counts", _chunk_name(chunk) + ".parquet")
-            pending.append(pq.read_table(io.BytesIO(storage.read_bytes(uri))))
-            if len(pending) >= 16:  # bound the memory of the merge
-                pending = [_sum_counts(pending)]
-        table = _sum_counts(pending).sort_by("feature")
-        features = table["feature"].to_numpy(zero_copy_only=False)
-        out = {}
-        for n in names:
-            lo, hi = np.searchsorted(features, n), np.searchsorted(features, n, "right")
-            out[n] = table.slice(lo, hi - lo).select(["value", "count"])
-        return out
+        pending: dict[str, list[pa.Table]] = {n: [] for n in names}
+        for i, chunk in enumerate(self.chunks):
+            uri = storage.join(self.work, "counts", _chunk_name(chunk) + ".arrow")
+            reader = ipc.open_file(storage.read_bytes(uri))
+            for k, n in enumerate(names):
+                pending[n].append(pa.Table.from_batches([reader.get_batch(k)]))
+            if (i + 1) % 16 == 0:  # bound the memory of the merge
+                pending = self._merge_counts(pending)
+        return {n: tables[0] for n, tables in self._merge_counts(pending).items()}
+
+    def _merge_counts(
+        self, pending: dict[str, list[pa.Table]]
+    ) -> dict[str, list[pa.Table]]:
+        """Sums each feature's count tables, features in parallel threads."""
+        names = list(pending)
+        with ThreadPoolExecutor(min(len(names), _cpu_count())) as pool:
+            merged = pool.map(lambda n: vocab.merge_counts(pending[n]), names)
+            return {n: [table] for n, table in zip(names, merged, strict=True)}
 
     def _pass2(
         self,

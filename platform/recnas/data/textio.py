@@ -164,7 +164,8 @@ def _range_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes
         stop = size if end >= size else _next_line_start(f, end - 1, size)
         pos = begin
         while pos < stop:
-            want = min(block_bytes, stop - pos)
+            # A short tail (the rest of the chunk's last line) joins the block.
+            want = stop - pos if stop - pos <= block_bytes * 5 // 4 else block_bytes
             data = f.read_at(want, pos)
             if pos + want < stop:
                 cut = data.rfind(b"\n")

@@ -24,10 +24,27 @@ from recnas.data.features import MISSING_ID, OOV_ID
 
 ENCODINGS = ("vocab", "hash")
 FIRST_ID = 2
+COUNTS_SCHEMA = pa.schema([("value", pa.uint64()), ("count", pa.int64())])
 
 
-def count_values(values: pa.Array) -> pa.Table:
-    """Counts of each non-null value: a table ``(value uint64, count int64)``."""
+def count_values(values: pa.Array, rows: np.ndarray | None = None) -> pa.Table:
+    """Counts of each non-null value (of the rows under the mask ``rows``).
+
+    Returns:
+        A table ``(value uint64, count int64)``.
+    """
+    if rows is not None:
+        values = values.filter(pa.array(rows))
+    if pa.types.is_dictionary(values.type):
+        codes = values.indices.drop_null().to_numpy(zero_copy_only=False)
+        counts = np.bincount(codes, minlength=len(values.dictionary))
+        keep = np.flatnonzero(counts)
+        return pa.table(
+            {
+                "value": values.dictionary.take(pa.array(keep)).cast(pa.uint64()),
+                "count": pa.array(counts[keep].astype(np.int64)),
+            }
+        )
     if pa.types.is_list(values.type):
         values = pc.list_flatten(values)
     counts = pc.value_counts(values.drop_null())
@@ -42,9 +59,7 @@ def count_values(values: pa.Array) -> pa.Table:
 def merge_counts(tables: list[pa.Table]) -> pa.Table:
     """Sums the counts of several ``(value, count)`` tables."""
     if not tables:
-        return pa.table(
-            {"value": pa.array([], pa.uint64()), "count": pa.array([], pa.int64())}
-        )
+        return COUNTS_SCHEMA.empty_table()
     if len(tables) == 1:
         return tables[0]
     merged = pa.concat_tables(tables).group_by("value").aggregate([("count", "sum")])
@@ -63,20 +78,46 @@ def build_vocab(counts: pa.Table, min_count: int) -> pa.Table:
 
 
 @dataclass
+class Lookup:
+    """A sorted table from raw values to numbers (ids or counts).
+
+    Sorted arrays and a binary search: built once on the driver, shipped to
+    every task, and looked up without rebuilding any hash table.
+    """
+
+    keys: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_table(cls, keys: pa.Array, values: np.ndarray) -> Lookup:
+        raw = keys.to_numpy(zero_copy_only=False).astype(np.uint64)
+        order = np.argsort(raw, kind="stable")
+        return cls(raw[order], np.asarray(values)[order])
+
+    def find(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Looked-up values of ``raw`` (0 where absent) and whether each was found."""
+        if len(self.keys) == 0:
+            return np.zeros(len(raw), self.values.dtype), np.zeros(len(raw), bool)
+        pos = np.minimum(np.searchsorted(self.keys, raw), len(self.keys) - 1)
+        found = self.keys[pos] == raw
+        return np.where(found, self.values[pos], 0), found
+
+
+@dataclass
 class Encoder:
     """Maps the raw values of sparse features to ids, and values to train counts.
 
     Attributes:
         kind: ``vocab`` or ``hash``.
-        vocab: Per feature (vocab kind), its values in id order.
         sizes: Per feature, its table size (ids 0 and 1 included).
-        counts: Per counted feature, ``(values, train counts)``, for dense counts.
+        vocab: Per feature (vocab kind), raw value -> id.
+        counts: Per counted feature, raw value -> train count, for dense counts.
     """
 
     kind: str
     sizes: dict[str, int]
-    vocab: dict[str, pa.Array] = field(default_factory=dict)
-    counts: dict[str, tuple[pa.Array, np.ndarray]] = field(default_factory=dict)
+    vocab: dict[str, Lookup] = field(default_factory=dict)
+    counts: dict[str, Lookup] = field(default_factory=dict)
 
     def encode(self, name: str, values: pa.Array) -> pa.Array:
         """int32 ids (or list<int32> for a list array) of a feature's raw values."""
@@ -93,30 +134,41 @@ class Encoder:
         return pa.array(ids, type=pa.int32())
 
     def _ids(self, name: str, values: pa.Array) -> np.ndarray:
-        missing = values.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_dictionary(values.type):
+            # Look up each distinct value once, then spread to the rows.
+            per_value = self._ids(name, values.dictionary)
+            codes = values.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            ids = per_value[codes] if len(per_value) else np.zeros(len(codes), np.int64)
+            ids[_nulls(values)] = MISSING_ID
+            return ids
+        missing = _nulls(values)
+        raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
         if self.kind == "hash":
-            raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
             span = np.uint64(self.sizes[name] - FIRST_ID)
             ids = (raw % span).astype(np.int64) + FIRST_ID
         else:
-            pos = pc.index_in(values, value_set=self.vocab[name])
-            found = ~pos.is_null().to_numpy(zero_copy_only=False)
-            ids = pos.fill_null(OOV_ID - FIRST_ID).to_numpy(zero_copy_only=False)
-            ids = ids.astype(np.int64) + FIRST_ID
-            ids[~found] = OOV_ID
+            ids, found = self.vocab[name].find(raw)
+            ids = np.where(found, ids, OOV_ID).astype(np.int64)
         ids[missing] = MISSING_ID
         return ids
 
     def train_counts(self, name: str, values: pa.Array) -> np.ndarray:
         """Train rows holding each value of ``name`` (0 for unseen or missing)."""
-        keys, counts = self.counts[name]
-        pos = pc.index_in(values, value_set=keys)
-        found = ~pos.is_null().to_numpy(zero_copy_only=False)
-        idx = pos.fill_null(0).to_numpy(zero_copy_only=False)
-        out = np.zeros(len(values), dtype=np.float64)
-        if len(counts):
-            out[found] = counts[idx[found]]
-        return out
+        if pa.types.is_dictionary(values.type):
+            per_value = self.train_counts(name, values.dictionary)
+            codes = values.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            counts = per_value[codes] if len(per_value) else np.zeros(len(codes))
+        else:
+            raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+            counts = self.counts[name].find(raw)[0].astype(np.float64)
+        counts[_nulls(values)] = 0.0
+        return counts
+
+
+def _nulls(values: pa.Array) -> np.ndarray:
+    if values.null_count == 0:
+        return np.zeros(len(values), dtype=bool)
+    return values.is_null().to_numpy(zero_copy_only=False)
 
 
 def hash_sizes(features: tuple[str, ...], hash_size: Any) -> dict[str, int]:

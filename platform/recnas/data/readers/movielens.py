@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recnas.data.fields import Column, Rows, hash_strings, stable_hash
+from recnas.data.fields import Column, Rows, hash_strings, plain, stable_hash
 from recnas.data.readers.base import (
     FeatureDefs,
     Plan,
@@ -350,7 +350,7 @@ def _joined_columns(v: dict[str, pa.Array]) -> dict[str, Any]:
     names = pc.split_pattern(v["genres"].fill_null(""), "|")
     flat = pc.list_flatten(names)
     keep = pc.and_(pc.not_equal(flat, ""), pc.not_equal(flat, _NO_GENRES))
-    hashed = hash_strings(flat)
+    hashed = plain(hash_strings(flat))
     offsets = names.offsets
     # Drop empty and "(no genres listed)" entries, keeping one list per row.
     counts = pc.list_value_length(names).to_numpy(zero_copy_only=False)

@@ -1,0 +1,208 @@
+"""Data speed and memory: ingest against pandas and pyarrow, memory against file
+size, and the loader against the training step it feeds.
+
+Run with ``pytest -s -m benchmark tests/benchmarks/bench_data.py``; every test
+prints its figures on lines starting with ``BENCH``, each with a ratio against
+a reference measured in the same run. All tests read the same synthetic Criteo
+file (``recnas data synth --like criteo``) of 2 M rows. Wall-clock figures
+depend on whatever else runs on the machine; CPU seconds (all threads of this
+process) much less so, and both are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recnas.data.ingest import ingest
+from recnas.data.loader import BatchLoader
+from recnas.data.synth import write_raw
+
+pytestmark = pytest.mark.benchmark
+
+ROWS = 2_000_000
+DENSE = [f"I{i}" for i in range(1, 14)]
+SPARSE = [f"C{i}" for i in range(1, 27)]
+NAMES = ["label", *DENSE, *SPARSE]
+BATCH = 512
+
+
+@pytest.fixture(scope="module")
+def criteo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "train.txt"
+    write_raw("criteo", ROWS, str(path), seed=0)
+    path.read_bytes()  # warm the page cache so the first measurement is fair
+    return path
+
+
+def _measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds (this process, all threads) and the result."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result
+
+
+def _pyarrow_parse(path: Path) -> int:
+    """pyarrow's CSV parse alone, with the same explicit schema (all threads)."""
+    types = {"label": pa.int8(), **dict.fromkeys(DENSE, pa.float64())}
+    types.update(dict.fromkeys(SPARSE, pa.string()))
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=NAMES),
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+        convert_options=pacsv.ConvertOptions(column_types=types),
+    )
+    return table.num_rows
+
+
+def _pandas_reference(path: Path, out: Path) -> int:
+    """The straightforward way: pandas read, map ids through value counts, write."""
+    import pandas as pd
+
+    frame = pd.read_csv(
+        path, sep="\t", header=None, names=NAMES, dtype=dict.fromkeys(SPARSE, str)
+    )
+    for name in DENSE:
+        frame[name] = np.log1p(frame[name].fillna(0).clip(lower=0)).astype("float32")
+    for name in SPARSE:
+        ids = {v: i + 2 for i, v in enumerate(frame[name].value_counts().index)}
+        frame[name] = frame[name].map(ids).fillna(0).astype("int32")
+    frame.to_parquet(out)
+    return len(frame)
+
+
+def _line(name: str, wall: float, cpu: float, rows: int) -> str:
+    return (
+        f"BENCH {name:<28} {rows / wall:>10,.0f} rows/s wall  "
+        f"{rows / cpu:>10,.0f} rows/CPU-s  ({wall:.1f} s, {cpu:.1f} CPU-s)"
+    )
+
+
+def test_ingest_against_pandas_and_pyarrow(criteo, tmp_path):
+    figures = {"pyarrow parse": _measure(lambda: _pyarrow_parse(criteo))}
+    for encoding, options in (("vocab", {}), ("hash", {"hash_size": 1_000_000})):
+        out = tmp_path / encoding
+
+        def run(out=out, encoding=encoding, options=options):
+            return ingest(
+                "criteo", [str(criteo)], str(out), encoding=encoding, **options
+            )
+
+        figures[f"recnas ingest ({encoding})"] = _measure(run)
+    figures["pandas read-and-map"] = _measure(
+        lambda: _pandas_reference(criteo, tmp_path / "pandas.parquet")
+    )
+    for name, (wall, cpu, _) in figures.items():
+        print(_line(name, wall, cpu, ROWS))
+    for encoding in ("vocab", "hash"):
+        wall, cpu, meta = figures[f"recnas ingest ({encoding})"]
+        assert sum(meta.rows.values()) == ROWS
+        for ref in ("pandas read-and-map", "pyarrow parse"):
+            ref_wall, ref_cpu, _ = figures[ref]
+            print(
+                f"BENCH ratio ingest ({encoding}) / {ref}: "
+                f"{ref_wall / wall:.2f}x wall, {ref_cpu / cpu:.2f}x CPU"
+            )
+
+
+_RSS_SCRIPT = """
+import json, resource, sys
+from recnas.data.ingest import ingest
+path, out, encoding = sys.argv[1:4]
+options = {"hash_size": 1_000_000} if encoding == "hash" else {}
+meta = ingest("criteo", [path], out, encoding=encoding, parallel="local", **options)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"rows": sum(meta.rows.values()), "peak": peak}))
+"""
+
+
+def _peak_rss(path: Path, out: Path, encoding: str) -> dict[str, int]:
+    """Peak RSS of a fresh process that ingests ``path`` (threads, no Ray)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(path), str(out), encoding],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_peak_memory_grows_with_the_chunk_not_the_file(criteo, tmp_path):
+    small, large = tmp_path / "1m.txt", tmp_path / "4m.txt"
+    write_raw("criteo", ROWS // 2, str(small), seed=1)
+    write_raw("criteo", 2 * ROWS, str(large), seed=1)
+    for encoding in ("hash", "vocab"):
+        a = _peak_rss(small, tmp_path / f"a-{encoding}", encoding)
+        b = _peak_rss(large, tmp_path / f"b-{encoding}", encoding)
+        mib_a, mib_b = a["peak"] / 2**20, b["peak"] / 2**20
+        print(
+            f"BENCH peak RSS ({encoding}): {a['rows']:,} rows {mib_a:.0f} MiB, "
+            f"{b['rows']:,} rows {mib_b:.0f} MiB, "
+            f"ratio {b['peak'] / a['peak']:.2f}x for {b['rows'] / a['rows']:.0f}x rows"
+        )
+        assert b["rows"] == 4 * a["rows"]
+
+
+def test_loader_against_the_training_step(criteo, tmp_path):
+    from recnas.models.baselines import build_baseline
+
+    meta = ingest(
+        "criteo",
+        [str(criteo)],
+        str(tmp_path / "ds"),
+        encoding="hash",
+        hash_size=100_000,
+    )
+    loader = BatchLoader(meta.uri, "train", batch_size=BATCH, seed=0)
+    steps = 600
+
+    def read() -> int:
+        rows = 0
+        for i, batch in enumerate(loader.epoch(0)):
+            rows += len(batch)
+            if i + 1 == steps:
+                break
+        return rows
+
+    wall, cpu, rows = _measure(read)
+    print(_line(f"loader (batch {BATCH})", wall, cpu, rows))
+
+    torch.manual_seed(0)
+    model = build_baseline(
+        "dlrm", meta.features, embed_dim=16, bottom=[512, 256], top=[512, 256]
+    )
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.01, eps=1e-2)
+    batches = [b for _, b in zip(range(100), loader.epoch(1), strict=False)]
+
+    def train() -> int:
+        for batch in batches:
+            loss = F.binary_cross_entropy_with_logits(model(batch), batch.label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return len(batches) * BATCH
+
+    train()  # warm-up
+    t_wall, t_cpu, t_rows = _measure(train)
+    print(_line("DLRM train step (Adagrad)", t_wall, t_cpu, t_rows))
+    ratio = (rows / wall) / (t_rows / t_wall)
+    print(
+        f"BENCH ratio loader / train step: {ratio:.1f}x (above 1: the loader keeps up)"
+    )
