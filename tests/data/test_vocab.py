@@ -1,0 +1,103 @@
+"""Vocabularies counted on train with min_count, modulo hashing, the time split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from recnas.data.ingest import ingest
+from recnas.data.vocab import Encoder, Lookup, build_vocab, count_values, hash_sizes
+
+from .helpers import read_split
+
+
+def _ratings(tmp_path, rows: list[tuple[int, int, float, int]]):
+    path = tmp_path / "ratings.csv"
+    lines = ["userId,movieId,rating,timestamp"] + [",".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _decode(meta, feature: str, ids: np.ndarray) -> np.ndarray:
+    """Raw values of ids through the written vocabulary file."""
+    table = pq.read_table(f"{meta.uri}/vocab/{feature}.parquet")
+    by_id = dict(zip(table["id"].to_pylist(), table["value"].to_pylist(), strict=True))
+    return np.array([by_id.get(int(i), -1) for i in ids])
+
+
+def test_time_protocol_puts_the_oldest_rows_in_train(tmp_path):
+    rng = np.random.default_rng(0)
+    order = rng.permutation(100)  # user u rated at time order[u]: file order != time
+    rows = [
+        (u + 1, 7, 4.0 if u % 2 else 2.0, 1_000_000 + int(order[u])) for u in range(100)
+    ]
+    meta = ingest(
+        "movielens",
+        [str(_ratings(tmp_path, rows))],
+        str(tmp_path / "o"),
+        protocol="time",
+    )
+    assert meta.rows == {"train": 80, "val": 10, "test": 10}
+    time_of_user = {u + 1: int(order[u]) for u in range(100)}
+    for split, (lo, hi) in {
+        "train": (0, 80),
+        "val": (80, 90),
+        "test": (90, 100),
+    }.items():
+        users = _decode(meta, "user", read_split(meta, split)["user"].to_numpy())
+        if split == "train":
+            times = sorted(time_of_user[u] for u in users)
+            assert times == list(range(lo, hi))
+        else:  # users never seen in train are out of vocabulary
+            assert (read_split(meta, split)["user"].to_numpy() == 1).all()
+
+
+def test_min_count_sends_rare_train_values_to_oov(tmp_path):
+    rows = []
+    for i in range(400):
+        movie = 1 if i % 2 else (2 if i % 3 else 100 + i)  # 100+i: seen once
+        rows.append((i % 5 + 1, movie, 4.0 if i % 4 else 1.0, 1_000_000 + i))
+    meta = ingest(
+        "movielens",
+        [str(_ratings(tmp_path, rows))],
+        str(tmp_path / "o"),
+        protocol="random",
+        min_count=2,
+    )
+    movie = {f.name: f for f in meta.features.sparse}["movie"]
+    assert movie.vocab_size == 2 + 2  # only movies 1 and 2 are common
+    train = read_split(meta, "train")["movie"].to_numpy()
+    raw = _decode(meta, "movie", train)
+    assert set(raw[train >= 2].tolist()) == {1, 2}
+    assert (train == 1).sum() > 0  # rare movies
+    counts = pq.read_table(f"{meta.uri}/vocab/movie.parquet")["count"].to_pylist()
+    assert counts == sorted(counts, reverse=True) and min(counts) >= 2
+
+
+def test_encoder_dictionary_and_plain_inputs_agree():
+    counts = count_values(pa.array([5, 5, 5, 9, 9, 11], pa.uint64()))
+    vocab = build_vocab(counts, min_count=2)
+    assert vocab["value"].to_pylist() == [5, 9] and vocab["id"].to_pylist() == [2, 3]
+    encoder = Encoder(
+        "vocab",
+        sizes={"f": 4},
+        vocab={"f": Lookup.from_table(vocab["value"], vocab["id"].to_numpy())},
+    )
+    plain = pa.array([9, None, 11, 5], pa.uint64())
+    as_dict = plain.dictionary_encode()
+    assert encoder.encode("f", plain).to_pylist() == [3, 0, 1, 2]
+    assert encoder.encode("f", as_dict).to_pylist() == [3, 0, 1, 2]
+    hashed = Encoder("hash", sizes={"f": 7}).encode("f", plain).to_pylist()
+    assert hashed == [2 + 9 % 5, 0, 2 + 11 % 5, 2 + 5 % 5]
+
+
+def test_hash_sizes_are_checked():
+    assert hash_sizes(("a", "b"), {"a": 10, "*": 5}) == {"a": 10, "b": 5}
+    with pytest.raises(ValueError, match="unknown feature"):
+        hash_sizes(("a",), {"z": 10})
+    with pytest.raises(ValueError, match="at least 3"):
+        hash_sizes(("a",), 2)
+    with pytest.raises(ValueError, match="needs hash_size"):
+        hash_sizes(("a",), None)
