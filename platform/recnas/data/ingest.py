@@ -627,7 +627,7 @@ class _Ingest:
             raise ValueError(
                 "no data rows in the inputs: " + ", ".join(s.name for s in self.sources)
             )
-        if rejected > self.opts.max_rejected_fraction * read:
+        if rejected > self.opts.max_rejected_fraction * read or rows == 0:
             raise ValueError(
                 f"{rejected} of {read} rows rejected "
                 f"({rejected / read:.3%}), more than max_rejected_fraction="
