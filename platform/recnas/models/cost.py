@@ -176,13 +176,32 @@ def latency_ms(
     arch: Architecture | None = None,
     repeats: int = 10,
     warmup: int = 2,
+    threads: int | None = 1,
 ) -> float:
     """Median wall time of one inference forward pass, in milliseconds.
 
     Measured on the model's device (CPU here) with random ids and values,
-    in eval mode without gradients, after ``warmup`` untimed passes.
+    in eval mode without gradients, after ``warmup`` untimed passes. On the
+    CPU the measurement uses ``threads`` torch threads (None: the current
+    setting): a fixed count keeps figures comparable, and one thread is what
+    a serving replica usually gets.
     """
     device = next(model.parameters()).device
+    if device.type == "cpu" and threads is not None:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return latency_ms(
+                model,
+                features,
+                batch_size,
+                arch=arch,
+                repeats=repeats,
+                warmup=warmup,
+                threads=None,
+            )
+        finally:
+            torch.set_num_threads(previous)
     batch = Batch.random(features, batch_size, torch.Generator().manual_seed(0))
     batch = batch.to(device)
     training = model.training

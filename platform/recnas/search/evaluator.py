@@ -90,7 +90,9 @@ def score(arch: Architecture, settings: ScoringSettings) -> dict[str, Any]:
         "macs": cost.macs_per_example(arch, features),
         "params": cost.params(arch, features),
         "latency_ms_b1": cost.latency_ms(model, features, 1),
-        "latency_ms_serving": cost.latency_ms(model, features, settings.latency_batch),
+        "latency_ms_serving": cost.latency_ms(
+            model, features, settings.latency_batch, repeats=3, warmup=1
+        ),
     }
     budget = settings.max_latency_ms
     if budget is not None and result["latency_ms_serving"] > budget:
