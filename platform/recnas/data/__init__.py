@@ -9,7 +9,8 @@ The path of a row, module by module:
 - ``protocols``: the train/val/test split of every row (``autoctr_811``,
   ``random``, ``time``);
 - ``vocab``: raw values to table ids (train vocabulary or modulo hashing);
-- ``ingest``: the two passes over chunks, on Ray or threads, resumable;
+- ``ingest``, ``passes``: the two passes over chunks (the driver and the
+  per-chunk tasks), on Ray or threads, resumable;
 - ``meta``: ``meta.json``, the record of a processed dataset;
 - ``loader``: Parquet splits to ``features.Batch`` es for each worker;
 - ``synth``: synthetic raw files with a real schema, for scale tests;

@@ -9,10 +9,11 @@
       pass 2, one task per chunk: encode ids, write train/ val/ test/ rejected/
       driver: meta.json (counts, vocabulary sizes, md5 of every file)
 
-Tasks run on Ray when Ray is initialised (or ``parallel="ray"``), else on a
-thread pool in this process. Memory per task is bounded by ``block_bytes``,
-not by the file. Every task leaves a marker under ``<out>/_work/`` when done,
-so an interrupted ingest rerun with the same inputs and options resumes at the
+The per-chunk tasks live in :mod:`recnas.data.passes`. They run on Ray when
+Ray is initialised (or ``parallel="ray"``), else on a thread pool in this
+process. Memory per task is bounded by ``block_bytes``, not by the file. Every
+task leaves a marker under ``<out>/_work/`` when done, so an interrupted
+ingest rerun with the same inputs and options resumes at the
 first unfinished chunk and writes the same bytes as a clean run.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import logging
 import sys
@@ -31,42 +31,30 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 import recnas
 from recnas.data import protocols, storage, vocab
 from recnas.data.features import FeatureSet, SparseFeature
-from recnas.data.fields import (
-    REASONS,
-    as_dictionary,
-    fields_reason,
-    parse_rows,
-    rejected_texts,
-    transform_dense,
-)
 from recnas.data.meta import META_FILE, DatasetMeta, load_meta
+from recnas.data.passes import (
+    ChunkJob,
+    chunk_name,
+    count_chunk,
+    encode_chunk,
+    parquet_bytes,
+    read_stage,
+    stage_chunk,
+)
 from recnas.data.readers import get_reader
-from recnas.data.readers.base import FeatureDefs, Plan, Reader, RowFile
-from recnas.data.textio import Chunk, iter_blocks, make_chunks
+from recnas.data.readers.base import Plan, Reader
+from recnas.data.textio import Chunk, make_chunks
 
 logger = logging.getLogger(__name__)
 
 WORK = "_work"
 OUTPUT_DIRS = ("train", "val", "test", "rejected", "vocab")
-# Staged chunks are read back once or twice: compress only on remote storage.
-_STAGE_IPC = {
-    False: ipc.IpcWriteOptions(),
-    True: ipc.IpcWriteOptions(compression="lz4"),
-}
-_RAW_IDS = pa.dictionary(pa.int32(), pa.uint64())
-_REJECT_SCHEMA = pa.schema(
-    [("line", pa.int64()), ("reason", pa.string()), ("text", pa.string())]
-)
-_FIRST_REJECTS = 10
 _NOTHING = object()
-_DICTIONARY_MAX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -183,314 +171,6 @@ def ingest(
     return _Ingest(reader, plan, out, opts).run()
 
 
-# ---------------------------------------------------------------------------
-# Task payloads and task functions (module level, so Ray can ship them).
-
-
-@dataclass(frozen=True)
-class _Job:
-    chunk: Chunk
-    file: RowFile
-    work: str
-    out: str
-    features: FeatureDefs
-    opts: IngestOptions
-    reader: Reader
-
-
-def _staged_schema(features: FeatureDefs) -> pa.Schema:
-    fields = [pa.field("label", pa.int8())]
-    fields += [pa.field(n, pa.float32()) for n in features.dense]
-    for name, multi in features.sparse:
-        fields.append(pa.field(name, pa.list_(pa.uint64()) if multi else _RAW_IDS))
-    if features.has_time:
-        fields.append(pa.field("_time", pa.int64()))
-    return pa.schema(fields)
-
-
-def _chunk_name(chunk: Chunk) -> str:
-    return f"chunk-{chunk.index:05d}"
-
-
-def _split_header(job: _Job, data: bytes) -> tuple[bytes, int]:
-    """Cuts the header line off a file's first block and checks it."""
-    head, _, rest = data.partition(b"\n")
-    expected = job.file.expected_header
-    if expected:
-        text = head.rstrip(b"\r").decode("utf-8", "replace")
-        names = [n.strip().strip('"').lower() for n in text.split(job.file.delimiter)]
-        if tuple(names) != tuple(e.lower() for e in expected):
-            raise ValueError(
-                f"{job.file.source.name}: line 1 should be the header "
-                f"{job.file.delimiter.join(expected)!r}, found {text[:200]!r}"
-            )
-    return rest, 1
-
-
-def stage_chunk(job: _Job, context: Any) -> dict[str, Any]:
-    """Pass 1 for one chunk: parse, check, convert, stage; returns its counts."""
-    src = job.file.source
-    schema = _staged_schema(job.features)
-    name = _chunk_name(job.chunk)
-    fs, stage_path = storage.resolve(storage.join(job.work, "stage", name + ".arrow"))
-    fs.create_dir(stage_path.rsplit("/", 1)[0], recursive=True)
-    stats = _ChunkStats()
-    rejects: list[tuple[int, str, str]] = []
-    line_base = 0
-    with fs.open_output_stream(stage_path) as sink:
-        # A stream, not a file: each block brings its own dictionaries.
-        options = _STAGE_IPC[storage.is_s3(job.work)]
-        writer = ipc.new_stream(sink, schema, options=options)
-        for i, data in enumerate(iter_blocks(src, job.chunk, job.opts.block_bytes)):
-            if i == 0 and job.chunk.start == 0 and job.file.header:
-                data, skipped = _split_header(job, data)
-                line_base += skipped
-                stats.header_lines += skipped
-            batch, lines = _stage_block(job, context, data, schema, rejects, line_base)
-            stats.add(batch, lines)
-            line_base += lines
-            writer.write_batch(batch)
-        writer.close()
-    stats.lines = line_base
-    for line, reason, _ in rejects:
-        stats.rejected[reason] = stats.rejected.get(reason, 0) + 1
-        if len(stats.first_rejects) < _FIRST_REJECTS:
-            stats.first_rejects.append([line, reason])
-    if rejects:
-        table = pa.Table.from_pylist(
-            [{"line": r[0], "reason": r[1], "text": r[2]} for r in rejects],
-            schema=_REJECT_SCHEMA,
-        )
-        storage.write_bytes(
-            storage.join(job.work, "reject", name + ".parquet"), _parquet_bytes(table)
-        )
-    record = stats.to_dict()
-    storage.write_bytes(
-        storage.join(job.work, "pass1", name + ".json"), json.dumps(record).encode()
-    )
-    return record
-
-
-def _stage_block(
-    job: _Job,
-    context: Any,
-    data: bytes,
-    schema: pa.Schema,
-    rejects: list[tuple[int, str, str]],
-    line_base: int,
-) -> tuple[pa.RecordBatch, int]:
-    file = job.file
-    rows = parse_rows(data, list(file.columns), file.delimiter, file.quoted)
-    parsed = rows.parsed
-    for line, text in zip(parsed.bad_lines.tolist(), parsed.bad_texts, strict=True):
-        rejects.append((line_base + line, fields_reason(text), text))
-    staged = job.reader.convert(rows, file, context)
-    bad = np.flatnonzero(rows.reasons != 0)
-    texts = rejected_texts(rows, bad, file.delimiter)
-    for i, text in zip(bad.tolist(), texts, strict=True):
-        reason = REASONS[rows.reasons[i] - 1]
-        rejects.append((line_base + int(rows.lines[i]), reason, text))
-    good = pa.array(rows.reasons == 0)
-    all_good = not rows.reasons.any()
-    columns = []
-    for field in schema:
-        value = staged[field.name]
-        if field.name in job.features.dense:
-            value = transform_dense(value)
-        arr = value if isinstance(value, pa.Array) else pa.array(value)
-        if pa.types.is_dictionary(field.type):
-            arr = as_dictionary(arr)
-        arr = arr.cast(field.type)
-        columns.append(arr if all_good else arr.filter(good))
-    batch = pa.RecordBatch.from_arrays(columns, schema=schema)
-    return batch, parsed.num_lines
-
-
-@dataclass
-class _ChunkStats:
-    lines: int = 0
-    header_lines: int = 0
-    rows: int = 0
-    blocks: list[int] = dataclasses.field(default_factory=list)
-    classes: dict[int, int] = dataclasses.field(default_factory=dict)
-    first_label: int | None = None
-    max_len: dict[str, int] = dataclasses.field(default_factory=dict)
-    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
-    first_rejects: list[list[Any]] = dataclasses.field(default_factory=list)
-
-    def add(self, batch: pa.RecordBatch, lines: int) -> None:
-        self.rows += batch.num_rows
-        self.blocks.append(batch.num_rows)
-        labels = batch.column("label").to_numpy(zero_copy_only=False)
-        if len(labels) and self.first_label is None:
-            self.first_label = int(labels[0])
-        for value, count in zip(*np.unique(labels, return_counts=True), strict=True):
-            self.classes[int(value)] = self.classes.get(int(value), 0) + int(count)
-        for i, field in enumerate(batch.schema):
-            if pa.types.is_list(field.type) and batch.num_rows:
-                longest = pc.max(pc.list_value_length(batch.column(i))).as_py() or 0
-                self.max_len[field.name] = max(self.max_len.get(field.name, 0), longest)
-
-    def to_dict(self) -> dict[str, Any]:
-        record = dataclasses.asdict(self)
-        record["classes"] = {str(k): v for k, v in self.classes.items()}
-        return record
-
-
-def _read_stage(job: _Job) -> list[pa.RecordBatch]:
-    """The staged blocks of a chunk (the chunk's memory bound, not the file's)."""
-    uri = storage.join(job.work, "stage", _chunk_name(job.chunk) + ".arrow")
-    fs, path = storage.resolve(uri)
-    with fs.open_input_stream(path) as f:
-        return list(ipc.open_stream(f))
-
-
-def _codes(batches: list[pa.RecordBatch], plan: dict[str, Any]) -> np.ndarray:
-    labels = [b.column("label").to_numpy(zero_copy_only=False) for b in batches]
-    return protocols.chunk_codes(np.concatenate(labels or [np.zeros(0, np.int8)]), plan)
-
-
-def count_chunk(job: _Job, plan: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Vocabulary pass for one chunk: counts of raw values on its train rows.
-
-    Writes one Arrow file per chunk holding one ``(value, count)`` batch per
-    feature, in the order of ``names``.
-    """
-    batches = _read_stage(job)
-    codes = _codes(batches, plan)
-    tables: dict[str, list[pa.Table]] = {n: [] for n in names}
-    start = 0
-    for batch in batches:
-        train = codes[start : start + batch.num_rows] == 0
-        start += batch.num_rows
-        for n in names:
-            tables[n].append(vocab.count_values(batch.column(n), train))
-    sink = pa.BufferOutputStream()
-    with ipc.new_file(sink, vocab.COUNTS_SCHEMA) as writer:
-        for n in names:  # one batch per feature, empty or not
-            counts = vocab.merge_counts(tables[n])
-            columns = [c.combine_chunks() for c in counts.columns]
-            writer.write_batch(
-                pa.RecordBatch.from_arrays(columns, schema=vocab.COUNTS_SCHEMA)
-            )
-    storage.write_bytes(
-        storage.join(job.work, "counts", _chunk_name(job.chunk) + ".arrow"),
-        sink.getvalue().to_pybytes(),
-    )
-
-
-def encode_chunk(
-    job: _Job, plan: dict[str, Any], encoder: vocab.Encoder, line_offset: int
-) -> dict[str, Any]:
-    """Pass 2 for one chunk: encode ids and write its part of every split."""
-    batches = _read_stage(job)
-    codes = _codes(batches, plan)
-    schema = output_schema(job.features)
-    buffers: dict[int, tuple[pa.BufferOutputStream, pq.ParquetWriter]] = {}
-    rows = dict.fromkeys(range(len(protocols.SPLITS)), 0)
-    start = 0
-    for batch in batches:
-        table = _encode_batch(batch, job.features, encoder, schema)
-        part_codes = codes[start : start + batch.num_rows]
-        start += batch.num_rows
-        for code in range(len(protocols.SPLITS)):
-            mask = part_codes == code
-            if not mask.any():
-                continue
-            if code not in buffers:
-                sink = pa.BufferOutputStream()
-                writer = pq.ParquetWriter(
-                    sink, schema, use_dictionary=_dictionary_columns(job, encoder)
-                )
-                buffers[code] = (sink, writer)
-            buffers[code][1].write_table(
-                table.filter(pa.array(mask)), row_group_size=job.opts.row_group_rows
-            )
-            rows[code] += int(mask.sum())
-    files: dict[str, dict[str, Any]] = {}
-    name = _chunk_name(job.chunk).replace("chunk", "part")
-    for code, (sink, writer) in sorted(buffers.items()):
-        writer.close()
-        split = protocols.SPLITS[code]
-        rel = f"{split}/{name}.parquet"
-        files[split] = _write_part(
-            job.out, rel, sink.getvalue().to_pybytes(), rows[code]
-        )
-    rejected = _write_rejected(job, line_offset)
-    record = {"files": files, "rejected": rejected}
-    storage.write_bytes(
-        storage.join(job.work, "pass2", _chunk_name(job.chunk) + ".json"),
-        json.dumps(record).encode(),
-    )
-    return record
-
-
-def _dictionary_columns(job: _Job, encoder: vocab.Encoder) -> list[str]:
-    """Columns worth dictionary-encoding in Parquet: those with small tables."""
-    small = [n for n, _ in job.features.sparse if encoder.sizes[n] <= _DICTIONARY_MAX]
-    return ["label", *small]
-
-
-def output_schema(features: FeatureDefs) -> pa.Schema:
-    """Schema of the split files: label, dense, sparse, multi-valued sparse."""
-    fields = [pa.field("label", pa.float32())]
-    fields += [pa.field(n, pa.float32()) for n in features.dense_names]
-    for name, multi in features.sparse:
-        fields.append(pa.field(name, pa.list_(pa.int32()) if multi else pa.int32()))
-    return pa.schema(fields)
-
-
-def _encode_batch(
-    batch: pa.RecordBatch,
-    features: FeatureDefs,
-    encoder: vocab.Encoder,
-    schema: pa.Schema,
-) -> pa.Table:
-    columns: dict[str, pa.Array] = {"label": batch.column("label").cast(pa.float32())}
-    for n in features.dense:
-        columns[n] = batch.column(n)
-    for n, source in features.counts:
-        counts = encoder.train_counts(source, batch.column(source))
-        columns[n] = pa.array(np.log1p(counts).astype(np.float32))
-    for n, _ in features.sparse:
-        columns[n] = encoder.encode(n, batch.column(n))
-    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
-
-
-def _write_part(out: str, rel: str, data: bytes, rows: int) -> dict[str, Any]:
-    storage.write_bytes(storage.join(out, rel), data)
-    return {"path": rel, "md5": hashlib.md5(data).hexdigest(), "rows": rows}
-
-
-def _write_rejected(job: _Job, line_offset: int) -> dict[str, Any] | None:
-    uri = storage.join(job.work, "reject", _chunk_name(job.chunk) + ".parquet")
-    if not storage.exists(uri):
-        return None
-    table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
-    lines = pc.add(table["line"], line_offset + 1)  # 1-based line in the file
-    source = pa.array([job.file.source.name] * table.num_rows, pa.string())
-    out = pa.table(
-        {
-            "source": source,
-            "line": lines,
-            "reason": table["reason"],
-            "text": table["text"],
-        }
-    )
-    rel = f"rejected/{_chunk_name(job.chunk).replace('chunk', 'part')}.parquet"
-    return _write_part(job.out, rel, _parquet_bytes(out), out.num_rows)
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-# ---------------------------------------------------------------------------
-# The driver.
-
-
 class _Ingest:
     """One ingest run on the driver (see the module docstring)."""
 
@@ -584,15 +264,16 @@ class _Ingest:
         record = {"fingerprint": self.fingerprint, "chunks": len(self.chunks)}
         storage.write_bytes(plan_uri, json.dumps(record).encode())
 
-    def _job(self, chunk: Chunk) -> _Job:
-        return _Job(
+    def _job(self, chunk: Chunk) -> ChunkJob:
+        return ChunkJob(
             chunk,
             self.plan.files[chunk.source],
             self.work,
             self.out,
             self.plan.features,
-            self.opts,
             self.reader,
+            self.opts.block_bytes,
+            self.opts.row_group_rows,
         )
 
     # -- passes
@@ -614,7 +295,7 @@ class _Ingest:
     def _markers(self, kind: str) -> dict[int, dict[str, Any]]:
         found = {}
         for chunk in self.chunks:
-            uri = storage.join(self.work, kind, _chunk_name(chunk) + ".json")
+            uri = storage.join(self.work, kind, chunk_name(chunk) + ".json")
             if storage.exists(uri):
                 found[chunk.index] = json.loads(storage.read_bytes(uri))
         return found
@@ -693,7 +374,7 @@ class _Ingest:
     def _times(self) -> np.ndarray:
         parts = []
         for chunk in self.chunks:
-            for batch in _read_stage(self._job(chunk)):
+            for batch in read_stage(self._job(chunk)):
                 parts.append(batch.column("_time").to_numpy(zero_copy_only=False))
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
@@ -712,7 +393,7 @@ class _Ingest:
                 table = vocab.build_vocab(counts[name], self.opts.min_count)
                 storage.write_bytes(
                     storage.join(self.out, "vocab", f"{name}.parquet"),
-                    _parquet_bytes(table),
+                    parquet_bytes(table),
                 )
                 encoder.vocab[name] = vocab.Lookup.from_table(
                     table["value"].combine_chunks(), table["id"].to_numpy()
@@ -732,14 +413,14 @@ class _Ingest:
             (self._job(c), plans[c.index], names)
             for c in self.chunks
             if not storage.exists(
-                storage.join(self.work, "counts", _chunk_name(c) + ".arrow")
+                storage.join(self.work, "counts", chunk_name(c) + ".arrow")
             )
         ]
         logger.info("vocabulary: counting %d chunk(s)", len(todo))
         self._map(count_chunk, todo)
         pending: dict[str, list[pa.Table]] = {n: [] for n in names}
         for i, chunk in enumerate(self.chunks):
-            uri = storage.join(self.work, "counts", _chunk_name(chunk) + ".arrow")
+            uri = storage.join(self.work, "counts", chunk_name(chunk) + ".arrow")
             reader = ipc.open_file(storage.read_bytes(uri))
             for k, n in enumerate(names):
                 pending[n].append(pa.Table.from_batches([reader.get_batch(k)]))
