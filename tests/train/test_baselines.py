@@ -22,7 +22,7 @@ PARAMS = {
     "xdeepfm": {**SMALL, **HIDDEN, "cin_layers": [8, 8]},
     "dcn": {**SMALL, **HIDDEN, "cross_layers": 2},
     "dcn_v2": {**SMALL, **HIDDEN, "cross_layers": 2, "rank": 4},
-    "autoint_plus": {**SMALL, **HIDDEN, "attention_layers": 2, "heads": 2},
+    "autoint_plus": {**SMALL, **HIDDEN, "attention_layers": 1, "heads": 2},
     "dlrm": {**SMALL, "bottom": [16], "top": [16]},
 }
 
