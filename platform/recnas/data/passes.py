@@ -219,6 +219,9 @@ class ChunkStats:
 def read_stage(job: ChunkJob) -> list[pa.RecordBatch]:
     """The staged blocks of a chunk (the chunk's memory bound, not the file's)."""
     uri = storage.join(job.work, "stage", chunk_name(job.chunk) + ".arrow")
+    if not storage.is_s3(uri):  # map the local file: no copy of the blocks
+        _, path = storage.resolve(uri)
+        return list(ipc.open_stream(pa.memory_map(path)))
     fs, path = storage.resolve(uri)
     with fs.open_input_stream(path) as f:
         return list(ipc.open_stream(f))
