@@ -36,6 +36,8 @@ def ray_session(
     else:
         # A local Ray for one job: every listener on loopback, no dashboard.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Every Train report waits for the controller's poll: poll often.
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
         cpus = num_cpus or os.cpu_count() or 1
         logger.info("starting a local Ray with %d CPUs", cpus)
         ray.init(

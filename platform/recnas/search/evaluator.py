@@ -106,6 +106,7 @@ def score(arch: Architecture, settings: ScoringSettings) -> dict[str, Any]:
         features,
         batch_size=settings.batch_size,
         shuffle=False,
+        drop_last=False,
         max_rows=settings.val_rows,
     )
     metrics = evaluate(model, val)
