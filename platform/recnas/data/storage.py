@@ -8,7 +8,7 @@ with the pickled filesystem, so Ray tasks reach the same bucket without any
 environment of their own.
 
 Example:
-    >>> fs, path = resolve("/tmp/data/meta.json")
+    >>> fs, path = resolve("runs/data/meta.json")
     >>> join("s3://bucket/prefix", "train", "part-0.parquet")
     's3://bucket/prefix/train/part-0.parquet'
 """
