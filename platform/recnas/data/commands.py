@@ -14,16 +14,17 @@ errors are raised as ``ValueError`` (the CLI turns them into exit code 2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from typing import Any, TextIO
 
-from recnas import env
 from recnas.data.meta import DatasetMeta, load_meta
 from recnas.data.protocols import PROTOCOLS
 from recnas.data.readers import DATASETS
 from recnas.data.vocab import ENCODINGS
+from recnas.runtime import ray_session
 
 logger = logging.getLogger(__name__)
 
@@ -128,32 +129,9 @@ def ingest_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-class _Ray:
-    """Ray for the duration of a command, when asked for (and not already up)."""
-
-    def __init__(self, wanted: bool):
-        self.wanted = wanted
-        self.started = False
-
-    def __enter__(self) -> _Ray:
-        if self.wanted:
-            import ray
-
-            if not ray.is_initialized():
-                ray.init(
-                    address=env.ray_address(),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level="WARNING",
-                )
-                self.started = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.started:
-            import ray
-
-            ray.shutdown()
+def _ray(wanted: bool) -> contextlib.AbstractContextManager:
+    """Ray for the duration of a command when asked for (see recnas.runtime)."""
+    return ray_session() if wanted else contextlib.nullcontext()
 
 
 def ingest_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -162,7 +140,7 @@ def ingest_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     options = ingest_options(args)
     protocol = options.pop("protocol")
-    with _Ray(args.ray):
+    with _ray(args.ray):
         meta = ingest(args.dataset, args.inputs, args.out, protocol=protocol, **options)
     stream = out or sys.stdout
     stream.write(describe(meta))
@@ -190,7 +168,7 @@ def synth_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         return 0
     options = ingest_options(args)
-    with _Ray(args.ray):
+    with _ray(args.ray):
         meta = synthesize(args.like, args.rows, args.out, seed=args.seed, **options)
     stream.write(describe(meta))
     return 0

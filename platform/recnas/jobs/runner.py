@@ -12,9 +12,9 @@ from typing import Any
 
 from recnas import env
 from recnas.jobs.pipeline import Pipeline, PipelineResult
-from recnas.jobs.runtime import ray_session
 from recnas.jobs.spec import JobSpec, load_job
 from recnas.jobs.store import JobStore
+from recnas.runtime import ray_session
 from recnas.tracking.mlflow_tracker import Tracker, default_tracking_uri
 
 logger = logging.getLogger(__name__)

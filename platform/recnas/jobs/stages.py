@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from recnas.data import storage
 from recnas.data.meta import DatasetMeta, load_meta
 from recnas.jobs.spec import JobSpec, TrainSection
 from recnas.jobs.store import JobStore
@@ -97,8 +98,6 @@ def _report_to(tracker: Tracker, run: RunRef):  # noqa: ANN202
 
 def input_files(job: JobSpec) -> str:
     """Sizes and modification times of the raw inputs: a changed file re-ingests."""
-    from recnas.data import storage
-
     parts = []
     for uri in job.dataset.inputs:
         fs, path = storage.resolve(uri)
@@ -116,6 +115,9 @@ def ingest(ctx: StageContext) -> dict[str, Any]:
     if d.protocol is not None:
         options["protocol"] = d.protocol
     out = ctx.store.uri("ingest", "data")
+    # The stage runs because its inputs changed (or it was forced): a finished
+    # dataset from other inputs is replaced; an unfinished one resumes.
+    options.setdefault("overwrite", storage.exists(storage.join(out, "meta.json")))
     meta = run_ingest(d.name, list(d.inputs), out, **options)
     protocol = meta.protocol.get("name", str(meta.protocol))
     split_md5 = {s: meta.split_md5(s) for s in meta.splits}

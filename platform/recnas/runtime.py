@@ -1,5 +1,9 @@
 """Connecting to Ray: the cluster named by ``--address``/``RAY_ADDRESS``, or a
-local one started for this process, listening on 127.0.0.1 only."""
+local one started for this process, listening on 127.0.0.1 only.
+
+Every command that needs Ray (``recnas run``, ``recnas data ingest --ray``)
+connects through :func:`ray_session`.
+"""
 
 from __future__ import annotations
 
