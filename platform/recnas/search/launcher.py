@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ray import tune
+from tqdm import tqdm
 
 from recnas.data.features import FeatureSet
 from recnas.models import cost
@@ -216,13 +218,28 @@ def run_search(
         if on_reject is not None:
             on_reject(record)
 
-    _HOOKS[name] = (on_candidate, on_rejected)
+    bar = tqdm(total=settings.budget, desc="search", unit="candidate")
+    best = [math.inf]
+
+    def on_scored(record: dict[str, Any]) -> None:
+        bar.update(1)
+        score = record.get("val_logloss")
+        if score is not None and score < best[0]:
+            best[0] = score
+            bar.set_postfix(best_val_logloss=f"{score:.4f}")
+        if on_candidate is not None:
+            on_candidate(record)
+
+    _HOOKS[name] = (on_scored, on_rejected)
+    # Tune's own console tables would interleave with the progress bar.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         where = (name, storage_path, storage_filesystem)
         tuner = _tuner(space, features, settings, trainable, *where)
         grid = tuner.fit()
     finally:
         _HOOKS.pop(name, None)
+        bar.close()
     return SearchOutcome(candidates=_candidates(grid), rejected=rejected)
 
 
