@@ -17,19 +17,22 @@ the text is bad:
 | text    | any text                 | string, kept for the reader | (never bad)    |
 | skip    | anything                 | dropped                     | (never bad)    |
 
-Ids of the ``hex`` and ``str`` kinds come back dictionary-encoded
-(``dictionary<int32, uint64>``): each distinct text is decoded once, and later
-steps look up each distinct value once.
+Ids of the ``str`` kind come back dictionary-encoded (``dictionary<int32,
+uint64>``): each distinct text is hashed once. Ids of the ``hex`` kind come
+back dictionary-encoded too, unless the caller asks for them plain (decoded
+row by row, which is cheaper when nothing needs the distinct values).
 
 A block is first parsed with these types straight from pyarrow's CSV reader
-(the fast path); a block with a value pyarrow cannot convert is parsed again
-as strings and checked column by column, so one bad value rejects one row,
-not the block.
+(the fast path, in internal blocks of ``PARSE_BLOCK`` bytes: one reader block
+per call would be more than twice as slow); a block with a value pyarrow
+cannot convert is parsed again as strings and checked column by column, so
+one bad value rejects one row, not the block.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recnas.data.textio import ParsedBlock, parse_block, row_texts
+from recnas.data.textio import PARSE_BLOCK, ParsedBlock, parse_block, row_texts
 
 KINDS = (
     "label01",
@@ -70,7 +73,7 @@ _FAST_TYPES = {
     "number": pa.float64(),
     "int": pa.int64(),
     "uint": pa.uint64(),
-    "hex": pa.dictionary(pa.int32(), pa.string()),
+    "hex": pa.string(),
     "str": pa.dictionary(pa.int32(), pa.string()),
 }
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -80,6 +83,14 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX_LUT[_c] = _i
 for _i, _c in enumerate(b"ABCDEF"):
     _HEX_LUT[_c] = 10 + _i
+# Two hex characters read as one little-endian uint16 -> their byte; 256 = bad.
+_PAIR = np.arange(1 << 16)
+_HEX_PAIRS = np.where(
+    (_HEX_LUT[_PAIR & 0xFF] < 16) & (_HEX_LUT[_PAIR >> 8] < 16),
+    _HEX_LUT[_PAIR & 0xFF].astype(np.uint16) * 16 + _HEX_LUT[_PAIR >> 8],
+    256,
+).astype(np.uint16)
+del _PAIR
 
 
 def reason_code(reason: str) -> int:
@@ -131,13 +142,23 @@ def parse_rows(
     columns: list[Column],
     delimiter: str,
     quoted: bool = False,
+    plain: Collection[str] = (),
 ) -> Rows:
-    """Parses and checks a block of lines against its column kinds."""
+    """Parses and checks a block of lines against its column kinds.
+
+    Args:
+        data: Whole lines.
+        columns: The raw columns in order.
+        delimiter: Field separator.
+        quoted: Whether fields may be double-quoted.
+        plain: Names of ``hex`` columns to return as plain uint64 (with nulls)
+            instead of dictionary-encoded.
+    """
     try:
         parsed = _parse_fast(data, columns, delimiter, quoted)
         reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
         rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, False)
-        _check_fast(rows, columns)
+        _check_fast(rows, columns, plain)
         if not rows.reasons.any():
             return rows
     except pa.ArrowInvalid:
@@ -147,7 +168,7 @@ def parse_rows(
     parsed = parse_block(data, [c.name for c in columns], delimiter, quoted)
     reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
     rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, strings=True)
-    _check_strings(rows, columns)
+    _check_strings(rows, columns, plain)
     return rows
 
 
@@ -162,26 +183,36 @@ def _parse_fast(
 
     names = [c.name for c in columns]
     types = {c.name: _FAST_TYPES.get(c.kind, pa.string()) for c in columns}
-    table = pacsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(
-            column_names=names, use_threads=False, block_size=max(len(data), 1 << 16)
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=delimiter,
-            quote_char='"' if quoted else False,
-            ignore_empty_lines=False,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types,
-            include_columns=[c.name for c in columns if c.kind != "skip"],
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            check_utf8=False,
-        ),
-    )
+
+    def read(block_size: int) -> pa.Table:
+        bad.clear()
+        return pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=block_size
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"' if quoted else False,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=[c.name for c in columns if c.kind != "skip"],
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                check_utf8=False,
+            ),
+        )
+
+    try:
+        table = read(PARSE_BLOCK)
+    except pa.ArrowInvalid as err:
+        if "straddl" not in str(err):  # a bad value: the caller reads strings
+            raise
+        table = read(max(len(data), 1 << 16))  # a line longer than a reader block
     num_lines = table.num_rows + len(bad)
     keep = np.ones(num_lines, dtype=bool)
     bad_lines = np.array([b[0] for b in bad], dtype=np.int64)
@@ -204,7 +235,7 @@ def _isnull(arr: pa.Array) -> np.ndarray:
     return arr.is_null().to_numpy(zero_copy_only=False)
 
 
-def _check_fast(rows: Rows, columns: list[Column]) -> None:
+def _check_fast(rows: Rows, columns: list[Column], plain: Collection[str]) -> None:
     n = len(rows.reasons)
     rows.reject(_all_null(rows.values, n), "blank_line")
     for col in columns:
@@ -229,12 +260,12 @@ def _check_fast(rows: Rows, columns: list[Column]) -> None:
         elif col.kind == "int":
             rows.values[col.name] = _as_uint64(arr)
         elif col.kind == "hex":
-            rows.values[col.name] = _hex_checked(rows, arr)
+            rows.values[col.name] = _hex(rows, arr, col.name not in plain)
         elif col.kind == "str":
             rows.values[col.name] = hash_strings(arr)
 
 
-def _check_strings(rows: Rows, columns: list[Column]) -> None:
+def _check_strings(rows: Rows, columns: list[Column], plain: Collection[str]) -> None:
     n = len(rows.reasons)
     empty = {name: _empty(arr) for name, arr in rows.values.items()}
     blank = np.ones(n, dtype=bool)
@@ -279,7 +310,7 @@ def _check_strings(rows: Rows, columns: list[Column]) -> None:
                 pa.array(ok), arr, pa.scalar(None, pa.string())
             ).cast(pa.uint64())
         elif col.kind == "hex":
-            rows.values[col.name] = _hex_checked(rows, arr)
+            rows.values[col.name] = _hex(rows, arr, col.name not in plain)
         elif col.kind == "str":
             rows.values[col.name] = hash_strings(_null_empty(arr, is_empty))
         elif col.kind == "text":
@@ -337,6 +368,15 @@ def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
     return numbers
 
 
+def _hex(rows: Rows, arr: pa.Array, dictionary: bool) -> pa.Array:
+    """Hex ids, as a dictionary array or plain; rows with a bad id are rejected."""
+    if dictionary:
+        return _hex_checked(rows, arr)
+    values, missing, bad = hex_ids(plain(arr))
+    rows.reject(bad, "sparse_id")
+    return pa.array(values, type=pa.uint64(), mask=missing | bad)
+
+
 def _hex_checked(rows: Rows, arr: pa.Array) -> pa.DictionaryArray:
     """Hex ids as a dictionary array; rows with a malformed id are rejected."""
     encoded = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
@@ -383,15 +423,14 @@ def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         first, count = int(offsets[0]), int(full.sum())
         if not bad.any() and int(offsets[-1]) - first == 8 * count:
             # Every present id has 8 characters: they lie back to back.
-            chars = data[first : first + 8 * count].reshape(count, 8)
+            chars = data[first : first + 8 * count]
         else:
             starts = offsets[:-1][full].astype(np.int64)
-            chars = data[starts[:, None] + np.arange(8)]
-        nibbles = _HEX_LUT[chars]
-        if nibbles.max() == 255:  # some character is not a hex digit
-            bad[full] = (nibbles == 255).any(axis=1)
-        pairs = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-        values[full] = np.ascontiguousarray(pairs).view(">u4").ravel()
+            chars = data[starts[:, None] + np.arange(8)].ravel()
+        pairs = _HEX_PAIRS[chars.view("<u2")]
+        if pairs.max() > 255:  # some character is not a hex digit
+            bad[full] = (pairs.reshape(count, 4) > 255).any(axis=1)
+        values[full] = pairs.astype(np.uint8).view(">u4")
     if arr.null_count:
         missing |= _isnull(arr)
     values[bad] = 0

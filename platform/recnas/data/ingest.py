@@ -183,6 +183,13 @@ class _Ingest:
         self.sources = [f.source for f in plan.files]
         self.chunks = make_chunks(self.sources, opts.chunk_bytes)
         self.fingerprint = self._fingerprint()
+        counted = {src for _, src in plan.features.counts}
+        # Features encoded by hashing alone need no distinct values: staged plain.
+        self._plain = (
+            tuple(n for n in plan.features.sparse_names if n not in counted)
+            if opts.encoding == "hash"
+            else ()
+        )
 
     def run(self) -> DatasetMeta:
         existing = self._existing()
@@ -274,6 +281,7 @@ class _Ingest:
             self.reader,
             self.opts.block_bytes,
             self.opts.row_group_rows,
+            self._plain,
         )
 
     # -- passes

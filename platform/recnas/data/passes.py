@@ -33,6 +33,7 @@ from recnas.data.fields import (
     as_dictionary,
     fields_reason,
     parse_rows,
+    plain,
     rejected_texts,
     transform_dense,
 )
@@ -65,6 +66,8 @@ class ChunkJob:
         reader: The reader (for ``convert``).
         block_bytes: Bytes parsed at once.
         row_group_rows: Parquet row group size of the splits.
+        plain: Sparse features staged as plain uint64 values rather than
+            dictionary-encoded (those whose distinct values nothing needs).
     """
 
     chunk: Chunk
@@ -75,13 +78,17 @@ class ChunkJob:
     reader: Reader
     block_bytes: int
     row_group_rows: int
+    plain: tuple[str, ...] = ()
 
 
-def staged_schema(features: FeatureDefs) -> pa.Schema:
+def staged_schema(features: FeatureDefs, plain: tuple[str, ...] = ()) -> pa.Schema:
     fields = [pa.field("label", pa.int8())]
     fields += [pa.field(n, pa.float32()) for n in features.dense]
     for name, multi in features.sparse:
-        fields.append(pa.field(name, pa.list_(pa.uint64()) if multi else _RAW_IDS))
+        if multi:
+            fields.append(pa.field(name, pa.list_(pa.uint64())))
+        else:
+            fields.append(pa.field(name, pa.uint64() if name in plain else _RAW_IDS))
     if features.has_time:
         fields.append(pa.field("_time", pa.int64()))
     return pa.schema(fields)
@@ -109,7 +116,7 @@ def _split_header(job: ChunkJob, data: bytes) -> tuple[bytes, int]:
 def stage_chunk(job: ChunkJob, context: Any) -> dict[str, Any]:
     """Pass 1 for one chunk: parse, check, convert, stage; returns its counts."""
     src = job.file.source
-    schema = staged_schema(job.features)
+    schema = staged_schema(job.features, job.plain)
     name = chunk_name(job.chunk)
     fs, stage_path = storage.resolve(storage.join(job.work, "stage", name + ".arrow"))
     fs.create_dir(stage_path.rsplit("/", 1)[0], recursive=True)
@@ -159,7 +166,9 @@ def _stage_block(
     line_base: int,
 ) -> tuple[pa.RecordBatch, int]:
     file = job.file
-    rows = parse_rows(data, list(file.columns), file.delimiter, file.quoted)
+    rows = parse_rows(
+        data, list(file.columns), file.delimiter, file.quoted, plain=job.plain
+    )
     parsed = rows.parsed
     for line, text in zip(parsed.bad_lines.tolist(), parsed.bad_texts, strict=True):
         rejects.append((line_base + line, fields_reason(text), text))
@@ -179,6 +188,8 @@ def _stage_block(
         arr = value if isinstance(value, pa.Array) else pa.array(value)
         if pa.types.is_dictionary(field.type):
             arr = as_dictionary(arr)
+        elif pa.types.is_dictionary(arr.type):
+            arr = plain(arr)
         arr = arr.cast(field.type)
         columns.append(arr if all_good else arr.filter(good))
     batch = pa.RecordBatch.from_arrays(columns, schema=schema)
