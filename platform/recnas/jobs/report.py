@@ -8,9 +8,7 @@ import logging
 import math
 from typing import Any
 
-from recnas.models import cost
 from recnas.space.arch import Architecture
-from recnas.train.checkpoint import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +28,10 @@ COLUMNS = (
 
 def leaderboard(ctx: Any) -> list[dict[str, Any]]:
     """The searched model and every baseline, best test log loss first."""
-    features = ctx.meta().features
     final = ctx.upstream["retrain"]["final"]
-    rows = [_row(f"nasrec-{final['arch_id']}", "searched", final, features)]
+    rows = [_row(f"nasrec-{final['arch_id']}", "searched", final)]
     for result in ctx.upstream["baselines"]["results"]:
-        rows.append(_row(result["name"], "baseline", result, features))
+        rows.append(_row(result["name"], "baseline", result))
     rows.sort(key=lambda r: _sort_key(r["test_logloss"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
@@ -45,28 +42,12 @@ def _sort_key(value: Any) -> float:
     return value if isinstance(value, float) and math.isfinite(value) else math.inf
 
 
-def _row(name: str, kind: str, result: dict[str, Any], features: Any) -> dict[str, Any]:
-    model, _ = load_model(result["checkpoint"])
-    model.eval()
-    if "arch" in result:
-        arch = Architecture.from_dict(result["arch"])
-        macs = cost.macs_per_example(arch, features)
-        params = cost.params(arch, features)
-    else:
-        macs = cost.module_macs(model, features)
-        params = cost.module_params(model)
-    return {
-        "model": name,
-        "kind": kind,
-        "arch_id": result.get("arch_id", ""),
-        "test_logloss": result.get("test_logloss"),
-        "test_auc": result.get("test_auc"),
-        "val_logloss": result.get("val_logloss"),
-        "macs": macs,
-        "params": params,
-        "latency_ms_b1": cost.latency_ms(model, features, 1),
-        "checkpoint": result["checkpoint"],
-    }
+def _row(name: str, kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    row = {"model": name, "kind": kind, "arch_id": result.get("arch_id", "")}
+    keys = ("test_logloss", "test_auc", "val_logloss", "macs", "params",
+            "latency_ms_b1", "checkpoint")  # fmt: skip
+    row.update({k: result.get(k) for k in keys})
+    return row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

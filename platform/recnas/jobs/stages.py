@@ -23,8 +23,6 @@ from recnas.train.launcher import Scaling, TrainResult, fit
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class StageContext:
@@ -372,8 +370,47 @@ def _from_scratch(
         name=name,
         on_report=_report_to(t, run),
     )
+    result.metrics.update(_cost(result.checkpoint, ctx, model))
     t.log_metrics(run, _final(result.metrics))
     return result, run
+
+
+SUMMARY_METRICS = (
+    "val_logloss", "val_auc", "test_logloss", "test_auc", "macs", "params",
+    "latency_ms_b1", "latency_ms_serving",
+)  # fmt: skip
+
+
+def _summary(result: TrainResult, run: RunRef, **extra: Any) -> dict[str, Any]:
+    """What later stages keep of a trained model."""
+    summary = {k: result.metrics.get(k) for k in SUMMARY_METRICS}
+    summary.update(checkpoint=result.checkpoint, run_id=run.run_id, **extra)
+    return summary
+
+
+def _cost(checkpoint: str, ctx: StageContext, spec: ModelSpec) -> dict[str, Any]:
+    """Multiply-adds and parameters per example, latency at batch 1 and the
+    serving batch, of a trained model (embeddings excluded)."""
+    from recnas.models import cost
+    from recnas.train.checkpoint import load_model
+
+    features = ctx.meta().features
+    model, _ = load_model(checkpoint)
+    if spec.arch is not None:
+        arch = Architecture.from_dict(spec.arch)
+        macs, params = (
+            cost.macs_per_example(arch, features),
+            cost.params(arch, features),
+        )
+    else:
+        macs, params = cost.module_macs(model, features), cost.module_params(model)
+    serving = ctx.job.search.latency_batch
+    return {
+        "macs": macs,
+        "params": params,
+        "latency_ms_b1": cost.latency_ms(model, features, 1),
+        "latency_ms_serving": cost.latency_ms(model, features, serving, repeats=3),
+    }
 
 
 def retrain(ctx: StageContext) -> dict[str, Any]:
@@ -421,19 +458,14 @@ def _retrain_one(ctx: StageContext, cand: dict[str, Any]) -> dict[str, Any]:
     ctx.tracker.log_json(run, cand["arch"], "architecture.json")
     ctx.tracker.log_metrics(run, {"supernet_val_logloss": cand["val_logloss"]})
     ctx.tracker.end_run(run)
-    m = result.metrics
-    return {
-        "arch_id": arch.arch_id,
-        "arch": cand["arch"],
-        "supernet_val_logloss": cand["val_logloss"],
-        "val_logloss": m["val_logloss"],
-        "val_auc": m.get("val_auc"),
-        "test_logloss": m.get("test_logloss"),
-        "test_auc": m.get("test_auc"),
-        "best_epoch": m.get("best_epoch", ctx.job.retrain.epochs),
-        "checkpoint": result.checkpoint,
-        "run_id": run.run_id,
-    }
+    return _summary(
+        result,
+        run,
+        arch_id=arch.arch_id,
+        arch=cand["arch"],
+        supernet_val_logloss=cand["val_logloss"],
+        best_epoch=result.metrics.get("best_epoch", ctx.job.retrain.epochs),
+    )
 
 
 def _final_retrain(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
@@ -454,18 +486,16 @@ def _final_retrain(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
     )
     ctx.tracker.log_json(run, best["arch"], "architecture.json")
     ctx.tracker.end_run(run)
-    m = result.metrics
-    return {
-        "arch_id": arch_id,
-        "arch": best["arch"],
-        "epochs": epochs,
-        "val_logloss": best["val_logloss"],
-        "val_auc": best.get("val_auc"),
-        "test_logloss": m["test_logloss"],
-        "test_auc": m["test_auc"],
-        "checkpoint": result.checkpoint,
-        "run_id": run.run_id,
-    }
+    # Trained on train+val: its validation figures are the selection run's.
+    return _summary(
+        result,
+        run,
+        arch_id=arch_id,
+        arch=best["arch"],
+        epochs=epochs,
+        val_logloss=best["val_logloss"],
+        val_auc=best.get("val_auc"),
+    )
 
 
 # baselines -------------------------------------------------------------------
@@ -488,16 +518,7 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
             tags={"baseline": name, "kind": "baseline"},
         )
         ctx.tracker.end_run(run)
-        m = result.metrics
-        done[name] = {
-            "name": name,
-            "val_logloss": m.get("val_logloss"),
-            "val_auc": m.get("val_auc"),
-            "test_logloss": m["test_logloss"],
-            "test_auc": m["test_auc"],
-            "checkpoint": result.checkpoint,
-            "run_id": run.run_id,
-        }
+        done[name] = _summary(result, run, name=name)
         ctx.store.write_json(done, "baselines", "models.json")
     return {"results": [done[n] for n in section.models]}
 
