@@ -138,7 +138,7 @@ def _arrays(table: pa.Table) -> dict[str, pa.Array]:
 
 
 def parse_rows(
-    data: bytes,
+    data: bytes | memoryview,
     columns: list[Column],
     delimiter: str,
     quoted: bool = False,
@@ -173,7 +173,7 @@ def parse_rows(
 
 
 def _parse_fast(
-    data: bytes, columns: list[Column], delimiter: str, quoted: bool
+    data: bytes | memoryview, columns: list[Column], delimiter: str, quoted: bool
 ) -> ParsedBlock:
     bad: list[tuple[int, str]] = []
 
@@ -224,6 +224,8 @@ def _parse_fast(
 def _all_null(values: dict[str, pa.Array], n: int) -> np.ndarray:
     blank = np.ones(n, dtype=bool)
     for arr in values.values():
+        if arr.null_count == 0:  # no row is blank
+            return np.zeros(n, dtype=bool)
         blank &= _isnull(arr)
     return blank
 
@@ -381,6 +383,9 @@ def _hex_checked(rows: Rows, arr: pa.Array) -> pa.DictionaryArray:
     """Hex ids as a dictionary array; rows with a malformed id are rejected."""
     encoded = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
     values, missing, bad = hex_ids(encoded.dictionary)
+    if not (missing.any() or bad.any()):  # the rows' nulls are the missing ids
+        indices = encoded.indices.cast(pa.int32())
+        return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.uint64()))
     codes, row_null = _codes(encoded)
     row_bad = bad[codes] & ~row_null if len(values) else np.zeros(len(arr), bool)
     rows.reject(row_bad, "sparse_id")

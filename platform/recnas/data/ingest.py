@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 import recnas
 from recnas.data import protocols, storage, vocab
@@ -39,10 +38,11 @@ from recnas.data.features import FeatureSet, SparseFeature
 from recnas.data.meta import META_FILE, DatasetMeta, load_meta
 from recnas.data.passes import (
     ChunkJob,
+    MergeJob,
     chunk_name,
     count_chunk,
     encode_chunk,
-    parquet_bytes,
+    merge_feature,
     read_stage,
     stage_chunk,
 )
@@ -392,31 +392,50 @@ class _Ingest:
         features = self.plan.features
         names = list(features.sparse_names) if self.opts.encoding == "vocab" else []
         names += [src for _, src in features.counts if src not in names]
-        counts = self._counts(plans, tuple(names)) if names else {}
         encoder = vocab.Encoder(self.opts.encoding, sizes={})
         if self.opts.encoding == "hash":
             encoder.sizes = vocab.hash_sizes(features.sparse_names, self.opts.hash_size)
-        else:
-            for name in features.sparse_names:
-                table = vocab.build_vocab(counts[name], self.opts.min_count)
-                storage.write_bytes(
-                    storage.join(self.out, "vocab", f"{name}.parquet"),
-                    parquet_bytes(table),
-                )
-                encoder.vocab[name] = vocab.Lookup.from_table(
-                    table["value"].combine_chunks(), table["id"].to_numpy()
-                )
-                encoder.sizes[name] = vocab.FIRST_ID + table.num_rows
-        for _, src in features.counts:
-            table = counts[src]
-            encoder.counts[src] = vocab.Lookup.from_table(
-                table["value"].combine_chunks(), table["count"].to_numpy()
+        if not names:
+            return encoder
+        self._count(plans, tuple(names))
+        counted = {src for _, src in features.counts}
+        multi = set(features.multi_names)
+        jobs = [
+            MergeJob(
+                self.work,
+                self.out,
+                tuple(chunk_name(c) for c in self.chunks),
+                name,
+                position,
+                vocab=self.opts.encoding == "vocab",
+                min_count=self.opts.min_count,
+                counted=name in counted,
+                multi=name in multi,
             )
+            for position, name in enumerate(names)
+        ]
+        logger.info("vocabulary: merging the counts of %d feature(s)", len(jobs))
+        results = self._map(merge_feature, [(j,) for j in jobs])
+        for job, merged in zip(jobs, results, strict=True):
+            name = job.name
+            if job.vocab:
+                encoder.sizes[name] = merged["size"]
+                if job.multi:
+                    encoder.vocab[name] = vocab.Lookup.from_table(
+                        pa.array(merged["values"]), merged["ids"]
+                    )
+                else:
+                    encoder.group_ids[name] = merged["ids"]
+            if job.counted:
+                if job.multi:
+                    encoder.counts[name] = vocab.Lookup.from_table(
+                        pa.array(merged["values"]), merged["counts"]
+                    )
+                else:
+                    encoder.group_counts[name] = merged["counts"]
         return encoder
 
-    def _counts(
-        self, plans: list[dict[str, Any]], names: tuple[str, ...]
-    ) -> dict[str, pa.Table]:
+    def _count(self, plans: list[dict[str, Any]], names: tuple[str, ...]) -> None:
         todo = [
             (self._job(c), plans[c.index], names)
             for c in self.chunks
@@ -426,24 +445,6 @@ class _Ingest:
         ]
         logger.info("vocabulary: counting %d chunk(s)", len(todo))
         self._map(count_chunk, todo)
-        pending: dict[str, list[pa.Table]] = {n: [] for n in names}
-        for i, chunk in enumerate(self.chunks):
-            uri = storage.join(self.work, "counts", chunk_name(chunk) + ".arrow")
-            reader = ipc.open_file(storage.read_bytes(uri))
-            for k, n in enumerate(names):
-                pending[n].append(pa.Table.from_batches([reader.get_batch(k)]))
-            if (i + 1) % 16 == 0:  # bound the memory of the merge
-                pending = self._merge_counts(pending)
-        return {n: tables[0] for n, tables in self._merge_counts(pending).items()}
-
-    def _merge_counts(
-        self, pending: dict[str, list[pa.Table]]
-    ) -> dict[str, list[pa.Table]]:
-        """Sums each feature's count tables, features in parallel threads."""
-        names = list(pending)
-        with ThreadPoolExecutor(min(len(names), _cpu_count())) as pool:
-            merged = pool.map(lambda n: vocab.merge_counts(pending[n]), names)
-            return {n: [table] for n, table in zip(names, merged, strict=True)}
 
     def _pass2(
         self,

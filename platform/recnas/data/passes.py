@@ -4,7 +4,11 @@
   them with the reader, write the good rows to ``_work/stage/`` (Arrow IPC
   stream, sparse ids dictionary-encoded) and the bad ones to
   ``_work/reject/``; return the chunk's counts.
-- :func:`count_chunk` (vocabulary): count raw values on the chunk's train rows.
+- :func:`count_chunk` (vocabulary): count raw values on the chunk's train rows,
+  per entry of each staged block's dictionary.
+- :func:`merge_feature` (vocabulary, one task per feature): merge the counts
+  of every chunk into groups of equal values, write the feature's vocabulary
+  and the group of every dictionary entry to ``_work/groups/``.
 - :func:`encode_chunk` (pass 2): encode ids, write the chunk's part of every
   split and its rejected rows with their line numbers in the file.
 
@@ -98,9 +102,17 @@ def chunk_name(chunk: Chunk) -> str:
     return f"chunk-{chunk.index:05d}"
 
 
-def _split_header(job: ChunkJob, data: bytes) -> tuple[bytes, int]:
+def _split_header(
+    job: ChunkJob, data: bytes | memoryview
+) -> tuple[bytes | memoryview, int]:
     """Cuts the header line off a file's first block and checks it."""
-    head, _, rest = data.partition(b"\n")
+    view = memoryview(data)
+    end = bytes(view[: 1 << 20]).find(b"\n")
+    if end < 0:  # a header line longer than 1 MiB
+        end = bytes(view).find(b"\n")
+    if end < 0:
+        end = len(view)
+    head, rest = bytes(view[:end]), view[end + 1 :]
     expected = job.file.expected_header
     if expected:
         text = head.rstrip(b"\r").decode("utf-8", "replace")
@@ -160,7 +172,7 @@ def stage_chunk(job: ChunkJob, context: Any) -> dict[str, Any]:
 def _stage_block(
     job: ChunkJob,
     context: Any,
-    data: bytes,
+    data: bytes | memoryview,
     schema: pa.Schema,
     rejects: list[tuple[int, str, str]],
     line_base: int,
@@ -244,10 +256,12 @@ def _codes(batches: list[pa.RecordBatch], plan: dict[str, Any]) -> np.ndarray:
 
 
 def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Vocabulary pass for one chunk: counts of raw values on its train rows.
+    """Vocabulary pass for one chunk: train counts of raw values.
 
     Writes one Arrow file per chunk holding one ``(value, count)`` batch per
-    feature, in the order of ``names``.
+    feature, in the order of ``names``: for a dictionary-encoded feature the
+    entries of its blocks' dictionaries one block after the other (see
+    :func:`vocab.entry_counts`), else the distinct values.
     """
     batches = read_stage(job)
     codes = _codes(batches, plan)
@@ -257,11 +271,16 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
         train = codes[start : start + batch.num_rows] == 0
         start += batch.num_rows
         for n in names:
-            tables[n].append(vocab.count_values(batch.column(n), train))
+            tables[n].append(vocab.entry_counts(batch.column(n), train))
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, vocab.COUNTS_SCHEMA) as writer:
         for n in names:  # one batch per feature, empty or not
-            counts = vocab.merge_counts(tables[n])
+            parts = tables[n]
+            if not pa.types.is_dictionary(job_type(job, n)):
+                parts = [vocab.merge_counts(parts)]
+            counts = (
+                pa.concat_tables(parts) if parts else vocab.COUNTS_SCHEMA.empty_table()
+            )
             columns = [c.combine_chunks() for c in counts.columns]
             writer.write_batch(
                 pa.RecordBatch.from_arrays(columns, schema=vocab.COUNTS_SCHEMA)
@@ -272,6 +291,106 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
     )
 
 
+def job_type(job: ChunkJob, name: str) -> pa.DataType:
+    """The staged type of a feature."""
+    return staged_schema(job.features, job.plain).field(name).type
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    """What a task needs to merge one feature's counts over every chunk.
+
+    Attributes:
+        work: The ``_work/`` folder of the ingest.
+        out: The output folder.
+        chunks: Names of all chunks, in order.
+        name: The feature.
+        position: Its batch in each chunk's counts file.
+        vocab: Whether to build and write its vocabulary.
+        min_count: Train count a value needs for its own id.
+        counted: Whether its train counts are wanted (a dense count's source).
+        multi: Whether it is multi-valued (its values are wanted: its rows
+            are looked up by value, not by group).
+    """
+
+    work: str
+    out: str
+    chunks: tuple[str, ...]
+    name: str
+    position: int
+    vocab: bool
+    min_count: int
+    counted: bool = False
+    multi: bool = False
+
+
+MERGE_CHUNKS = 16  # chunks' counts merged at once (bounds the merge's memory)
+_GROUPS_SCHEMA = pa.schema([("group", pa.int32())])
+
+
+def merge_feature(job: MergeJob) -> dict[str, Any]:
+    """Merges a feature's counts; writes its vocabulary and entry groups.
+
+    Returns:
+        ``{"size", "ids", "counts", "values"}``: the table size and the id of
+        every group (vocabulary), the train count of every group (``counted``)
+        and the value of every group (``multi``), each None when not wanted.
+    """
+    groups = vocab.Groups()
+    fs, path = storage.resolve(storage.join(job.work, "groups", job.name + ".arrow"))
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with (
+        fs.open_output_stream(path) as sink,
+        ipc.new_file(sink, _GROUPS_SCHEMA) as writer,
+    ):
+        for first in range(0, len(job.chunks), MERGE_CHUNKS):
+            names = job.chunks[first : first + MERGE_CHUNKS]
+            tables = [_chunk_counts(job, n) for n in names]
+            for part in groups.add(tables):
+                writer.write_batch(
+                    pa.record_batch([pa.array(part)], schema=_GROUPS_SCHEMA)
+                )
+    result: dict[str, Any] = {
+        "size": None,
+        "ids": None,
+        "counts": groups.counts if job.counted else None,
+        "values": groups.values.to_numpy(zero_copy_only=False) if job.multi else None,
+    }
+    if job.vocab:
+        table, ids = vocab.group_vocab(groups, job.min_count)
+        # Distinct values: dictionary pages would only cost time.
+        data = parquet_bytes(table, use_dictionary=False)
+        storage.write_bytes(storage.join(job.out, "vocab", f"{job.name}.parquet"), data)
+        result.update(size=vocab.FIRST_ID + table.num_rows, ids=ids)
+    return result
+
+
+def _chunk_counts(job: MergeJob, chunk: str) -> pa.Table:
+    uri = storage.join(job.work, "counts", chunk + ".arrow")
+    with _open_random(uri) as f:
+        batch = ipc.open_file(f).get_batch(job.position)
+        return pa.Table.from_batches([batch])
+
+
+def _open_random(uri: str) -> Any:
+    """A random-access file: memory-mapped when local."""
+    fs, path = storage.resolve(uri)
+    if not storage.is_s3(uri):
+        return pa.memory_map(path)
+    return fs.open_input_file(path)
+
+
+def entry_groups(job: ChunkJob, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The group of every dictionary entry of the chunk's blocks, per feature."""
+    out = {}
+    for n in names:
+        uri = storage.join(job.work, "groups", n + ".arrow")
+        with _open_random(uri) as f:
+            batch = ipc.open_file(f).get_batch(job.chunk.index)
+            out[n] = batch.column(0).to_numpy()
+    return out
+
+
 def encode_chunk(
     job: ChunkJob, plan: dict[str, Any], encoder: vocab.Encoder, line_offset: int
 ) -> dict[str, Any]:
@@ -279,11 +398,18 @@ def encode_chunk(
     batches = read_stage(job)
     codes = _codes(batches, plan)
     schema = output_schema(job.features)
+    grouped = entry_groups(job, tuple(encoder.grouped))
+    used = dict.fromkeys(grouped, 0)  # entries of the blocks so far
     buffers: dict[int, tuple[pa.BufferOutputStream, pq.ParquetWriter]] = {}
     rows = dict.fromkeys(range(len(protocols.SPLITS)), 0)
     start = 0
     for batch in batches:
-        table = _encode_batch(batch, job.features, encoder, schema)
+        groups = {}
+        for n, entries in grouped.items():
+            size = len(batch.column(n).dictionary)
+            groups[n] = entries[used[n] : used[n] + size]
+            used[n] += size
+        table = _encode_batch(batch, job.features, encoder, schema, groups)
         part_codes = codes[start : start + batch.num_rows]
         start += batch.num_rows
         for code in range(len(protocols.SPLITS)):
@@ -338,15 +464,16 @@ def _encode_batch(
     features: FeatureDefs,
     encoder: vocab.Encoder,
     schema: pa.Schema,
+    groups: dict[str, np.ndarray],
 ) -> pa.Table:
     columns: dict[str, pa.Array] = {"label": batch.column("label").cast(pa.float32())}
     for n in features.dense:
         columns[n] = batch.column(n)
     for n, source in features.counts:
-        counts = encoder.train_counts(source, batch.column(source))
+        counts = encoder.train_counts(source, batch.column(source), groups.get(source))
         columns[n] = pa.array(np.log1p(counts).astype(np.float32))
     for n, _ in features.sparse:
-        columns[n] = encoder.encode(n, batch.column(n))
+        columns[n] = encoder.encode(n, batch.column(n), groups.get(n))
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
@@ -374,7 +501,7 @@ def _write_rejected(job: ChunkJob, line_offset: int) -> dict[str, Any] | None:
     return _write_part(job.out, rel, parquet_bytes(out), out.num_rows)
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, **options)
     return sink.getvalue().to_pybytes()

@@ -137,7 +137,9 @@ def _next_line_start(f, pos: int, size: int) -> int:
     return size
 
 
-def iter_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes]:
+def iter_blocks(
+    src: Source, chunk: Chunk, block_bytes: int
+) -> Iterator[bytes | memoryview]:
     """The chunk's lines, as blocks of whole lines of about ``block_bytes``."""
     if src.splittable:
         yield from _range_blocks(src, chunk, block_bytes)
@@ -159,7 +161,9 @@ def iter_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes]:
             yield carry
 
 
-def _range_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes]:
+def _range_blocks(
+    src: Source, chunk: Chunk, block_bytes: int
+) -> Iterator[bytes | memoryview]:
     fs, path = storage.resolve(src.uri)
     size = src.size
     end = size if chunk.end is None else chunk.end
@@ -176,7 +180,7 @@ def _range_blocks(src: Source, chunk: Chunk, block_bytes: int) -> Iterator[bytes
                 if cut < 0:  # one line longer than a block: take it whole
                     cut = _next_line_start(f, pos + want, stop) - pos - 1
                     data = f.read_at(cut + 1, pos)
-                data = data[: cut + 1]
+                data = memoryview(data)[: cut + 1]  # no copy
             yield data
             pos += len(data)
 
@@ -201,7 +205,7 @@ class ParsedBlock:
 
 
 def parse_block(
-    data: bytes, names: list[str], delimiter: str, quoted: bool = False
+    data: bytes | memoryview, names: list[str], delimiter: str, quoted: bool = False
 ) -> ParsedBlock:
     """Parses a block of lines into string columns, keeping every line accounted.
 

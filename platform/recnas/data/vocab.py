@@ -9,6 +9,13 @@ checked to lie in its table before it is written.
 - ``hash``: NASRec's modulo hashing: ``2 + value % (size - 2)`` for a table
   of ``size`` rows (the raw value of a hex id is the id itself, of a string a
   stable 64-bit hash).
+
+Counting works on the dictionaries of the staged blocks: each block's
+dictionary entries get their train counts (:func:`entry_counts`), and
+:class:`Groups` merges the entries of every block into groups of equal values,
+remembering each entry's group. Ids and train counts are then known per group,
+and a block's rows get theirs through its entries' groups: no value is looked
+up row by row.
 """
 
 from __future__ import annotations
@@ -56,6 +63,90 @@ def count_values(values: pa.Array, rows: np.ndarray | None = None) -> pa.Table:
     )
 
 
+def entry_counts(values: pa.Array, rows: np.ndarray) -> pa.Table:
+    """Counts of the rows under ``rows`` per dictionary entry of ``values``.
+
+    For a dictionary array the table has one row per dictionary entry, in
+    dictionary order, zero counts included (an entry's position is its
+    dictionary index). For other arrays it is :func:`count_values`.
+    """
+    if not pa.types.is_dictionary(values.type):
+        return count_values(values, rows)
+    size = len(values.dictionary)
+    # Null rows count in an extra bin past the end, dropped.
+    codes = values.indices.fill_null(size).to_numpy(zero_copy_only=False)
+    counts = np.bincount(codes[rows], minlength=size + 1)[:size]
+    return pa.table(
+        {
+            "value": values.dictionary.cast(pa.uint64()),
+            "count": pa.array(counts.astype(np.int64)),
+        }
+    )
+
+
+class Groups:
+    """Distinct values met so far with their summed counts.
+
+    Values keep the group (position) they first got as more tables are
+    added, so the groups handed out earlier stay valid.
+    """
+
+    def __init__(self) -> None:
+        self.values = pa.array([], pa.uint64())
+        self.counts = np.zeros(0, dtype=np.int64)
+
+    def add(self, tables: list[pa.Table]) -> list[np.ndarray]:
+        """Adds ``(value, count)`` tables; returns the group of each table row."""
+        known = len(self.values)
+        parts = [self.values] + [t["value"].combine_chunks() for t in tables]
+        encoded = pc.dictionary_encode(pa.concat_arrays(parts))
+        groups = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        # pyarrow numbers distinct values in order of first appearance; the
+        # known values come first and keep their numbers.
+        if known and groups[known - 1] != known - 1:
+            raise AssertionError("dictionary_encode renumbered known values")
+        weights = np.concatenate(
+            [self.counts] + [t["count"].to_numpy().astype(np.int64) for t in tables]
+        )
+        # Float sums of integers are exact below 2**53 counts.
+        sums = np.bincount(groups, weights=weights, minlength=len(encoded.dictionary))
+        self.counts = sums.astype(np.int64)
+        self.values = encoded.dictionary
+        bounds = np.cumsum([known] + [t.num_rows for t in tables])
+        return [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def vocab_order(values: np.ndarray, counts: np.ndarray, min_count: int) -> np.ndarray:
+    """Positions of the (distinct) values that get an id, in id order.
+
+    Values counted at least ``min_count`` times, by falling count, ties by value.
+    """
+    kept = np.flatnonzero(counts >= min_count)
+    v, c = values[kept].astype(np.uint64), counts[kept]
+    if len(kept) and v.max() < 2**32 and c.max() < 2**31:
+        # Both keys in one: (2**31 - count) in the high half, value in the low.
+        key = ((np.uint64(2**31) - c.astype(np.uint64)) << np.uint64(32)) | v
+        return kept[np.argsort(key)]
+    by_value = np.argsort(v, kind="stable")
+    return kept[by_value[np.argsort(-c[by_value], kind="stable")]]
+
+
+def group_vocab(groups: Groups, min_count: int) -> tuple[pa.Table, np.ndarray]:
+    """The vocabulary ``(value, id, count)`` of merged groups, and each group's id."""
+    values = groups.values.to_numpy(zero_copy_only=False)
+    order = vocab_order(values, groups.counts, min_count)
+    ids = np.full(len(values), OOV_ID, dtype=np.int32)
+    ids[order] = np.arange(FIRST_ID, FIRST_ID + len(order), dtype=np.int32)
+    table = pa.table(
+        {
+            "value": pa.array(values[order], pa.uint64()),
+            "id": pa.array(ids[order]),
+            "count": pa.array(groups.counts[order]),
+        }
+    )
+    return table, ids
+
+
 def merge_counts(tables: list[pa.Table]) -> pa.Table:
     """Sums the counts of several ``(value, count)`` tables."""
     if not tables:
@@ -68,13 +159,17 @@ def merge_counts(tables: list[pa.Table]) -> pa.Table:
 
 def build_vocab(counts: pa.Table, min_count: int) -> pa.Table:
     """The vocabulary ``(value, id, count)`` of one feature, in id order."""
-    kept = counts.filter(pc.greater_equal(counts["count"], min_count))
-    order = pc.sort_indices(
-        kept, sort_keys=[("count", "descending"), ("value", "ascending")]
+    values = counts["value"].to_numpy().astype(np.uint64)
+    numbers = counts["count"].to_numpy().astype(np.int64)
+    order = vocab_order(values, numbers, min_count)
+    ids = np.arange(FIRST_ID, FIRST_ID + len(order), dtype=np.int32)
+    return pa.table(
+        {
+            "value": pa.array(values[order], pa.uint64()),
+            "id": pa.array(ids),
+            "count": pa.array(numbers[order]),
+        }
     )
-    kept = kept.take(order)
-    ids = pa.array(np.arange(FIRST_ID, FIRST_ID + kept.num_rows, dtype=np.int32))
-    return pa.table({"value": kept["value"], "id": ids, "count": kept["count"]})
 
 
 @dataclass
@@ -112,35 +207,57 @@ class Encoder:
         sizes: Per feature, its table size (ids 0 and 1 included).
         vocab: Per feature (vocab kind), raw value -> id.
         counts: Per counted feature, raw value -> train count, for dense counts.
+        group_ids: Per feature (vocab kind), the id of every group of
+            :class:`Groups`; used for dictionary arrays whose entries' groups
+            are given.
+        group_counts: Per counted feature, the train count of every group.
     """
 
     kind: str
     sizes: dict[str, int]
     vocab: dict[str, Lookup] = field(default_factory=dict)
     counts: dict[str, Lookup] = field(default_factory=dict)
+    group_ids: dict[str, np.ndarray] = field(default_factory=dict)
+    group_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def encode(self, name: str, values: pa.Array) -> pa.Array:
-        """int32 ids (or list<int32> for a list array) of a feature's raw values."""
+    @property
+    def grouped(self) -> tuple[str, ...]:
+        """Features whose dictionary entries' groups the encoder needs."""
+        return tuple(sorted(set(self.group_ids) | set(self.group_counts)))
+
+    def encode(
+        self, name: str, values: pa.Array, groups: np.ndarray | None = None
+    ) -> pa.Array:
+        """int32 ids (or list<int32> for a list array) of a feature's raw values.
+
+        Args:
+            name: The feature.
+            values: Raw values: uint64, dictionary-encoded or a list array.
+            groups: For a dictionary array, the group of each dictionary entry.
+        """
         if pa.types.is_list(values.type):
             flat = self.encode(name, pc.list_flatten(values))
             offsets = values.offsets
             if values.offset or offsets[0].as_py() != 0:
                 offsets = pc.subtract(offsets, offsets[0])
             return pa.ListArray.from_arrays(offsets, flat)
-        ids = self._ids(name, values)
+        ids = self._ids(name, values, groups)
         size = self.sizes[name]
         if len(ids) and (ids.min() < 0 or ids.max() >= size):
             raise AssertionError(f"feature {name}: id outside its table of {size}")
         return pa.array(ids, type=pa.int32())
 
-    def _ids(self, name: str, values: pa.Array) -> np.ndarray:
+    def _ids(
+        self, name: str, values: pa.Array, groups: np.ndarray | None = None
+    ) -> np.ndarray:
         if pa.types.is_dictionary(values.type):
-            # Look up each distinct value once, then spread to the rows.
-            per_value = self._ids(name, values.dictionary)
-            codes = values.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            ids = per_value[codes] if len(per_value) else np.zeros(len(codes), np.int64)
-            ids[_nulls(values)] = MISSING_ID
-            return ids
+            # Each distinct value's id once (by its group when known), then
+            # spread to the rows.
+            if groups is not None and self.kind == "vocab":
+                per_value = self.group_ids[name][groups]
+            else:
+                per_value = self._ids(name, values.dictionary)
+            return _spread(per_value, values, MISSING_ID)
         missing = _nulls(values)
         raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
         if self.kind == "hash":
@@ -152,17 +269,32 @@ class Encoder:
         ids[missing] = MISSING_ID
         return ids
 
-    def train_counts(self, name: str, values: pa.Array) -> np.ndarray:
+    def train_counts(
+        self, name: str, values: pa.Array, groups: np.ndarray | None = None
+    ) -> np.ndarray:
         """Train rows holding each value of ``name`` (0 for unseen or missing)."""
         if pa.types.is_dictionary(values.type):
-            per_value = self.train_counts(name, values.dictionary)
-            codes = values.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            counts = per_value[codes] if len(per_value) else np.zeros(len(codes))
-        else:
-            raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
-            counts = self.counts[name].find(raw)[0].astype(np.float64)
+            if groups is not None:
+                per_value = self.group_counts[name][groups].astype(np.float64)
+            else:
+                per_value = self.train_counts(name, values.dictionary)
+            return _spread(per_value, values, 0.0)
+        raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+        counts = self.counts[name].find(raw)[0].astype(np.float64)
         counts[_nulls(values)] = 0.0
         return counts
+
+
+def _spread(
+    per_value: np.ndarray, values: pa.DictionaryArray, missing: Any
+) -> np.ndarray:
+    """Per-entry numbers of a dictionary array spread to its rows."""
+    if len(per_value) == 0:
+        return np.full(len(values), missing, dtype=per_value.dtype)
+    # Null rows take an extra entry past the end.
+    table = np.append(per_value, np.array(missing, dtype=per_value.dtype))
+    codes = values.indices.fill_null(len(per_value))
+    return table[codes.to_numpy(zero_copy_only=False)]
 
 
 def _nulls(values: pa.Array) -> np.ndarray:
