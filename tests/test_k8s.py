@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO
+from tests.conftest import REPO
 
 SCHEMAS = REPO.parent / "shared" / "schemas" / "kuberay"
 CRDS = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
-from conftest import shared_data
 from recnas.data.fields import hex_ids
 from recnas.data.ingest import ingest
+from tests.conftest import shared_data
 
 from .helpers import check_dataset, read_split
 

@@ -7,11 +7,11 @@ import io
 import json
 
 import pytest
-from test_cost import NASREC_SMALL_BEST
 
 from recnas.models.report import add_arch_parser, draw_architecture, run_arch, summary
 from recnas.space import Architecture, load_space
 from recnas.space.nasrec_format import read_architecture, to_nasrec
+from tests.models.test_cost import NASREC_SMALL_BEST
 
 
 def _cli(argv: list[str]) -> str:
