@@ -2,6 +2,9 @@
 #   make demo   create .venv, install recnas, run jobs/demo.yaml on the shipped data
 #   make test   create .venv, install recnas with its test tools, run the tests
 PYTHON ?= python3
+# torch's CPU build; PyPI's default Linux wheel of the same version is the
+# multi-GB CUDA build. Set TORCH_INDEX= to take torch from pip's usual sources.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,7 +14,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet --retries 0 \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

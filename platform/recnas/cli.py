@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -52,16 +53,28 @@ def _run(args: argparse.Namespace) -> int:
         stages=args.stages.split(",") if args.stages else None,
         force=args.force.split(",") if args.force else (),
     )
-    for stage in result.skipped:
-        print(f"stage {stage}: up to date, reused")
+    if result.skipped:
+        print(f"reused finished stages: {', '.join(result.skipped)}")
     table = result.outputs.get("report", {}).get("table")
     if table:
         print()
         print(table)
         print()
         print(f"model: {result.outputs['report']['model_uri']}")
-    print(f"MLflow: {result.tracking_uri}  (browse with `recnas ui`)")
+    hint = _ui_hint(result.tracking_uri)
+    print(f"MLflow: {result.tracking_uri}  (browse with `{hint}`)")
     return 0
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    """The ``recnas ui`` command that opens this MLflow store."""
+    prefix, suffix = "sqlite:///", "/mlflow.db"
+    if not (tracking_uri.startswith(prefix) and tracking_uri.endswith(suffix)):
+        return f"recnas ui --tracking-uri {tracking_uri}"
+    folder = Path(tracking_uri[len(prefix) : -len(suffix)])
+    if folder == Path(env.storage_root()).resolve():
+        return "recnas ui"
+    return f"recnas ui --storage {folder}"
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -79,7 +92,8 @@ def _ui(args: argparse.Namespace) -> int:
     if uri is None:
         uri = default_tracking_uri(args.storage or env.storage_root())
     print(f"MLflow UI for {uri} on http://{args.host}:{args.port}  (Ctrl-C stops)")
-    return serve_ui(uri, host=args.host, port=args.port)
+    serve_ui(uri, host=args.host, port=args.port)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,12 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         ("resources: {use_gpu: 1}\n", r"resources\.use_gpu: expected true or false"),
         ("colour: red\n", r"unknown key 'colour'"),
         ("baselines: {models: dnn}\n", r"baselines\.models: expected a list"),
+        ("search: {searcher: bayes}\n", r"search\.searcher: unknown 'bayes'"),
+        ("baselines: {models: [dnn, wdl]}\n", r"baselines\.models: unknown 'wdl'"),
+        ("search: {budget: 0}\n", r"search\.budget: must be at least 1"),
+        ("search: {sample_size: 9}\n", r"search\.sample_size: must be between"),
+        ("space: nasrec_huge\n", r"space: .*nasrec_huge"),
+        ("resources: {workers: 0}\n", r"resources\.workers: must be at least 1"),
     ],
 )
 def test_bad_keys_and_values_are_named(
@@ -82,3 +88,19 @@ def test_missing_input_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace("raw.csv", "nowhere.csv"))
     with pytest.raises(ValueError, match=r"dataset\.inputs: 'nowhere\.csv'"):
         load_job(path)
+    path = write(tmp_path, BASE.replace("raw.csv", "/nowhere/raw.csv"))
+    with pytest.raises(ValueError, match=r"dataset\.inputs: '/nowhere/raw\.csv'"):
+        load_job(path)
+
+
+def test_dataset_names_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"dataset\.name: unknown 'critreo'"):
+        load_job(write(tmp_path, BASE.replace("movielens", "critreo")))
+    bad_option = BASE.replace("inputs: [raw.csv]", "inputs: [raw.csv], options: {x: 1}")
+    with pytest.raises(ValueError, match=r"dataset: unknown ingest option"):
+        load_job(write(tmp_path, bad_option))
+
+
+def test_command_line_overrides_are_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"with --set\): search\.budget"):
+        load_job(write(tmp_path, BASE), {"search": {"budget": "many"}})

@@ -30,6 +30,6 @@ def test_perfect_and_reversed() -> None:
 
 def test_report_needs_two_pairs() -> None:
     report = ranking_report([0.4], [0.5])
-    assert report["pairs"] == 0 and math.isnan(report["kendall_tau"])
+    assert report["ranked_models"] == 0 and math.isnan(report["kendall_tau"])
     with pytest.raises(ValueError, match="differ in length"):
         kendall_tau([1, 2], [1])

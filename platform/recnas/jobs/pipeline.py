@@ -111,7 +111,8 @@ class Pipeline:
     ) -> PipelineResult:
         """Runs the stages (all, or ``only`` these), redoing ``force`` ones.
 
-        A stage left out by ``only`` must have completed before: its outputs
+        Stages after the last one in ``only`` do not run; a stage before it
+        that ``only`` leaves out must have completed before, since its outputs
         feed the later stages.
         """
         for name in [*(only or ()), *force]:
@@ -121,24 +122,32 @@ class Pipeline:
                 )
         result = PipelineResult()
         hashes: dict[str, str] = {}
-        for stage in STAGES:
+        last = max(STAGE_NAMES.index(n) for n in only) if only else len(STAGES) - 1
+        for stage in STAGES[: last + 1]:
             hashes[stage.name] = self.inputs_hash(stage, hashes)
             record = self.store.record(stage.name)
             wanted = only is None or stage.name in only
             fresh = record is not None and record.inputs_hash == hashes[stage.name]
-            if fresh and stage.name not in force or not wanted:
-                if record is None:
-                    raise ValueError(
-                        f"stage {stage.name!r} has not run yet for job "
-                        f"{self.job.name!r}; include it in the stages to run"
-                    )
-                result.outputs[stage.name] = record.outputs
-                result.skipped.append(stage.name)
-                logger.info("stage %s: up to date, skipped", stage.name)
+            if wanted and (not fresh or stage.name in force):
+                outputs = self._run_stage(stage, hashes[stage.name], result.outputs)
+                result.outputs[stage.name] = outputs
+                result.ran.append(stage.name)
                 continue
-            outputs = self._run_stage(stage, hashes[stage.name], result.outputs)
-            result.outputs[stage.name] = outputs
-            result.ran.append(stage.name)
+            if record is None:
+                raise ValueError(
+                    f"stage {stage.name!r} has not run yet for job "
+                    f"{self.job.name!r}, and later stages need it; add it to "
+                    "--stages"
+                )
+            if not fresh:
+                logger.warning(
+                    "stage %s: its settings changed since it ran, but it is not "
+                    "in --stages; the later stages use its old outputs",
+                    stage.name,
+                )
+            result.outputs[stage.name] = record.outputs
+            result.skipped.append(stage.name)
+            logger.info("stage %s: up to date, reused", stage.name)
         return result
 
     def _run_stage(

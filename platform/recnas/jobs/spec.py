@@ -254,14 +254,17 @@ def load_job(
         raise ValueError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    data = deep_merge(data, overrides or {})
-    build(JobSpec, data, str(path))  # file keys first: errors name the file's own keys
+    build(JobSpec, data, str(path))  # the file's own keys: errors name the file
+    if overrides:
+        data = deep_merge(data, overrides)
+        build(JobSpec, data, f"{path} (with --set)")
     preset = data.get("preset", "demo")
     if preset not in PRESETS:
         raise ValueError(
             f"{path}: preset: unknown {preset!r}; use one of {', '.join(PRESETS)}"
         )
     job = build(JobSpec, deep_merge(PRESETS[preset], data), str(path))
+    check_job(job, str(path))
     if not resolve_inputs:
         return job
     inputs = [_resolve_input(p, path) for p in job.dataset.inputs]
@@ -270,8 +273,76 @@ def load_job(
     )
 
 
+def check_job(job: JobSpec, source: str) -> None:
+    """Checks the names and numbers that only later stages would trip over.
+
+    Everything a job refers to (dataset reader, protocol, ingest options,
+    search space, searcher, baselines) is checked here, so that a mistake
+    stops the job before any stage runs.
+    """
+    from recnas.data.ingest import IngestOptions
+    from recnas.data.readers import DATASETS
+    from recnas.models.baselines import BASELINES
+    from recnas.search.searchers import SEARCHERS
+    from recnas.space.spec import load_space
+
+    def fail(key: str, problem: str) -> None:
+        raise ValueError(f"{source}: {key}: {problem}")
+
+    d = job.dataset
+    if d.name not in DATASETS:
+        fail("dataset.name", f"unknown {d.name!r}; use one of {', '.join(DATASETS)}")
+    if not d.inputs:
+        fail("dataset.inputs", "name at least one raw file, folder or zip")
+    try:
+        options = {k: v for k, v in d.options.items() if k != "protocol"}
+        IngestOptions.from_kwargs(d.protocol or "autoctr_811", options)
+    except (TypeError, ValueError) as error:
+        fail("dataset", str(error))
+    try:
+        load_space(job.space)
+    except ValueError as error:
+        fail("space", str(error))
+    s = job.search
+    if s.searcher not in SEARCHERS:
+        fail(
+            "search.searcher",
+            f"unknown {s.searcher!r}; use one of {', '.join(SEARCHERS)}",
+        )
+    positive = {
+        "search.budget": s.budget,
+        "search.population_size": s.population_size,
+        "search.children": s.children,
+        "search.concurrency": s.concurrency,
+        "retrain.top_k": job.retrain.top_k,
+        "resources.workers": job.resources.workers,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            fail(key, f"must be at least 1, got {value}")
+    if not 1 <= s.sample_size <= s.population_size:
+        fail(
+            "search.sample_size",
+            f"must be between 1 and population_size "
+            f"({s.population_size}), got {s.sample_size}",
+        )
+    unknown = [m for m in job.baselines.models if m not in BASELINES]
+    if unknown:
+        fail(
+            "baselines.models",
+            f"unknown {unknown[0]!r}; use any of {', '.join(BASELINES)}",
+        )
+    stray = sorted(set(job.baselines.params) - set(job.baselines.models))
+    if stray:
+        fail("baselines.params", f"{stray[0]!r} is not in baselines.models")
+
+
 def _resolve_input(value: str, job_file: Path) -> str:
-    if "://" in value or Path(value).is_absolute():
+    if "://" in value:
+        return value
+    if Path(value).is_absolute():
+        if not Path(value).exists():
+            raise ValueError(f"{job_file}: dataset.inputs: {value!r} does not exist")
         return value
     for base in (Path.cwd(), job_file.parent, job_file.parent.parent):
         candidate = base / value

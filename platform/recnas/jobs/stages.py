@@ -464,7 +464,8 @@ def _retrain_one(ctx: StageContext, cand: dict[str, Any]) -> dict[str, Any]:
         arch_id=arch.arch_id,
         arch=cand["arch"],
         supernet_val_logloss=cand["val_logloss"],
-        best_epoch=result.metrics.get("best_epoch", ctx.job.retrain.epochs),
+        # Validation runs at each epoch's end; best_epoch counts from 0.
+        epochs_to_best=int(result.metrics.get("best_epoch", 0)) + 1,
     )
 
 
@@ -473,7 +474,7 @@ def _final_retrain(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
     model = ModelSpec(
         kind="subnet", name=arch_id, arch=best["arch"], space=ctx.job.space
     )
-    epochs = max(1, int(best.get("best_epoch") or ctx.job.retrain.epochs))
+    epochs = best["epochs_to_best"]
     result, run = _from_scratch(
         ctx,
         ctx.job.retrain,

@@ -62,7 +62,8 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:
             raise ValueError(
-                f"search.searcher: unknown {self.searcher!r}; use one of {SEARCHERS}"
+                f"search.searcher: unknown {self.searcher!r}; use one of "
+                f"{', '.join(SEARCHERS)}"
             )
         if self.concurrency < 1 or self.cpus_per_trial <= 0:
             raise ValueError(
@@ -218,7 +219,7 @@ def run_search(
         if on_reject is not None:
             on_reject(record)
 
-    bar = tqdm(total=settings.budget, desc="search", unit="candidate")
+    bar = tqdm(total=settings.budget, desc="search", unit="candidate", disable=None)
     best = [math.inf]
 
     def on_scored(record: dict[str, Any]) -> None:

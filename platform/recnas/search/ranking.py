@@ -61,9 +61,9 @@ def ranking_report(
 ) -> dict[str, float]:
     """Kendall's tau and Spearman's rho; NaN with fewer than two candidates."""
     if len(supernet_scores) < 2:
-        return {"kendall_tau": math.nan, "spearman_rho": math.nan, "pairs": 0}
+        return {"kendall_tau": math.nan, "spearman_rho": math.nan, "ranked_models": 0}
     return {
         "kendall_tau": kendall_tau(supernet_scores, scratch_scores),
         "spearman_rho": spearman_rho(supernet_scores, scratch_scores),
-        "pairs": len(supernet_scores),
+        "ranked_models": len(supernet_scores),
     }

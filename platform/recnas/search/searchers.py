@@ -290,4 +290,6 @@ def build_searcher(
         return EvolutionSearcher(
             space, aging=kind == "regularized_evolution", **common, **options
         )
-    raise ValueError(f"search.searcher: unknown {kind!r}; use one of {SEARCHERS}")
+    raise ValueError(
+        f"search.searcher: unknown {kind!r}; use one of {', '.join(SEARCHERS)}"
+    )

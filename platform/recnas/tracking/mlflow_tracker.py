@@ -15,6 +15,7 @@ run): every call names its run. The layout it writes:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +23,8 @@ import os
 import tempfile
 import time
 import types
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,70 +243,82 @@ class Tracker:
         import mlflow.pyfunc
         from mlflow.models import infer_signature
 
-        context = types.SimpleNamespace(artifacts=dict(artifacts))
-        python_model.load_context(context)
-        output = python_model.predict(context, input_example)
-        signature = infer_signature(input_example, output)
         logged = self.client.create_logged_model(
             self.experiment_id, name=name, source_run_id=run.run_id
         )
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
+            context = types.SimpleNamespace(artifacts=dict(artifacts))
+            python_model.load_context(context)
+            output = python_model.predict(context, input_example)
             local = os.path.join(tmp, name)
             mlflow.pyfunc.save_model(
                 local,
                 python_model=python_model,
                 artifacts=dict(artifacts),
-                signature=signature,
+                signature=infer_signature(input_example, output),
                 input_example=input_example,
                 pip_requirements=pip_requirements or ["recnas"],
             )
             self.client.log_model_artifacts(logged.model_id, local)
         self.client.finalize_logged_model(logged.model_id, "READY")
         self.set_tags(run, {"recnas.model_id": logged.model_id})
-        uri = f"models:/{logged.model_id}"
         if register_as is None:
-            return uri
-        try:
-            self.client.create_registered_model(register_as)
-        except Exception:  # noqa: BLE001 - already registered is fine
-            logger.debug("registered model %s exists", register_as)
+            return f"models:/{logged.model_id}"
+        return self._register(register_as, logged, run)
+
+    def _register(self, name: str, logged: Any, run: RunRef) -> str:
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
         version = self.client.create_model_version(
-            register_as,
+            name,
             source=logged.artifact_location,
             run_id=run.run_id,
             model_id=logged.model_id,
         )
-        logger.info("registered %s version %s", register_as, version.version)
-        return f"models:/{register_as}/{version.version}"
+        logger.info("registered %s version %s", name, version.version)
+        return f"models:/{name}/{version.version}"
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silences MLflow's advice and progress bars while a model is saved."""
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    previous = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    mlflow_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        mlflow_logger.setLevel(level)
+        if previous is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = previous
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Runs the MLflow UI on ``host:port`` until interrupted; returns its exit code."""
-    import subprocess
+def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> None:
+    """Replaces this process with the MLflow UI on ``host:port``.
+
+    The process becomes ``mlflow ui`` itself, so that a signal sent to it
+    (Ctrl-C, SIGTERM) reaches the server and its workers.
+    """
     import sys
 
     if host not in ("127.0.0.1", "localhost"):
         logger.warning("the MLflow UI listens on %s, not only this machine", host)
     command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        tracking_uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", tracking_uri,
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
