@@ -226,15 +226,35 @@ def _all_null(values: dict[str, pa.Array], n: int) -> np.ndarray:
     for arr in values.values():
         if arr.null_count == 0:  # no row is blank
             return np.zeros(n, dtype=bool)
-        blank &= _isnull(arr)
+        blank &= null_mask(arr)
     return blank
 
 
-def _isnull(arr: pa.Array) -> np.ndarray:
+def null_mask(arr: pa.Array) -> np.ndarray:
     """Null mask of an array as numpy booleans."""
     if arr.null_count == 0:
         return np.zeros(len(arr), dtype=bool)
     return arr.is_null().to_numpy(zero_copy_only=False)
+
+
+_NUMPY_TYPES = {
+    pa.type_for_alias(name): np.dtype(name)
+    for name in ("int8", "int16", "int32", "int64", "uint32", "uint64")
+} | {pa.float32(): np.dtype(np.float32), pa.float64(): np.dtype(np.float64)}
+
+
+def fixed_values(arr: pa.Array) -> np.ndarray:
+    """The values of a fixed-width numeric array as numpy, without a copy.
+
+    Slots of null rows hold arbitrary values: mask them.
+    """
+    dtype = _NUMPY_TYPES[arr.type]
+    data = arr.buffers()[1]
+    if data is None or len(arr) == 0:
+        return np.zeros(len(arr), dtype=dtype)
+    return np.frombuffer(
+        data, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
+    )
 
 
 def _check_fast(rows: Rows, columns: list[Column], plain: Collection[str]) -> None:
@@ -255,7 +275,7 @@ def _check_fast(rows: Rows, columns: list[Column], plain: Collection[str]) -> No
             v = arr.fill_null(np.nan).to_numpy()
             rows.reject(~np.isfinite(v), "label")
         elif col.kind == "time":
-            rows.reject(_isnull(arr), "time_value")
+            rows.reject(null_mask(arr), "time_value")
         elif col.kind == "number":
             v = arr.fill_null(0.0).to_numpy()
             rows.reject(~np.isfinite(v), "dense_value")
@@ -330,7 +350,7 @@ def _check_header(rows: Rows, columns: list[Column]) -> None:
 
 
 def _empty(arr: pa.Array) -> np.ndarray:
-    return (pc.binary_length(arr).to_numpy(zero_copy_only=False) == 0) | _isnull(arr)
+    return (pc.binary_length(arr).to_numpy(zero_copy_only=False) == 0) | null_mask(arr)
 
 
 def _null_empty(arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
@@ -357,7 +377,7 @@ def _fits(arr: pa.Array, low: int, high: int) -> np.ndarray:
 def _as_uint64(arr: pa.Array) -> pa.Array:
     """int64 values as uint64 with the same bits (negative ids stay distinct)."""
     values = arr.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
-    return pa.array(values, type=pa.uint64(), mask=_isnull(arr))
+    return pa.array(values, type=pa.uint64(), mask=null_mask(arr))
 
 
 def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
@@ -397,7 +417,7 @@ def _hex_checked(rows: Rows, arr: pa.Array) -> pa.DictionaryArray:
 def _codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
     """Dictionary indices as int32 (0 where null) and the null mask."""
     indices = encoded.indices
-    null = _isnull(indices)
+    null = null_mask(indices)
     codes = indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
     return codes, null
 
@@ -437,7 +457,7 @@ def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             bad[full] = (pairs.reshape(count, 4) > 255).any(axis=1)
         values[full] = pairs.astype(np.uint8).view(">u4")
     if arr.null_count:
-        missing |= _isnull(arr)
+        missing |= null_mask(arr)
     values[bad] = 0
     return values, missing, bad
 
@@ -497,5 +517,11 @@ def fields_reason(text: str) -> str:
 
 def transform_dense(values: pa.Array) -> np.ndarray:
     """``log(1 + max(x, 0))`` as float32; missing becomes 0."""
-    x = values.fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
-    return np.log1p(np.maximum(x, 0.0)).astype(np.float32)
+    if not isinstance(values, pa.Array):
+        values = pa.array(values)
+    x = fixed_values(values.cast(pa.float64()))
+    y = np.maximum(x, 0.0)  # NaN stays NaN, quietly
+    np.log1p(y, out=y)
+    if values.null_count:
+        y[null_mask(values)] = 0.0
+    return y.astype(np.float32)

@@ -432,9 +432,7 @@ def encode_chunk(
         writer.close()
         split = protocols.SPLITS[code]
         rel = f"{split}/{name}.parquet"
-        files[split] = _write_part(
-            job.out, rel, sink.getvalue().to_pybytes(), rows[code]
-        )
+        files[split] = _write_part(job.out, rel, sink.getvalue(), rows[code])
     rejected = _write_rejected(job, line_offset)
     record = {"files": files, "rejected": rejected}
     storage.write_bytes(
@@ -477,7 +475,9 @@ def _encode_batch(
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-def _write_part(out: str, rel: str, data: bytes, rows: int) -> dict[str, Any]:
+def _write_part(
+    out: str, rel: str, data: bytes | pa.Buffer, rows: int
+) -> dict[str, Any]:
     storage.write_bytes(storage.join(out, rel), data)
     return {"path": rel, "md5": hashlib.md5(data).hexdigest(), "rows": rows}
 

@@ -167,22 +167,43 @@ def _range_blocks(
     fs, path = storage.resolve(src.uri)
     size = src.size
     end = size if chunk.end is None else chunk.end
-    with fs.open_input_file(path) as f:
+    local = not storage.is_s3(src.uri)
+    # A local file is memory-mapped: blocks are views of it, never copies.
+    with pa.memory_map(path) if local else fs.open_input_file(path) as f:
         begin = 0 if chunk.start == 0 else _next_line_start(f, chunk.start - 1, size)
         stop = size if end >= size else _next_line_start(f, end - 1, size)
         pos = begin
         while pos < stop:
             # A short tail (the rest of the chunk's last line) joins the block.
             want = stop - pos if stop - pos <= block_bytes * 5 // 4 else block_bytes
-            data = f.read_at(want, pos)
+            data = _read(f, want, pos, local)
             if pos + want < stop:
-                cut = data.rfind(b"\n")
+                cut = _last_newline(data)
                 if cut < 0:  # one line longer than a block: take it whole
                     cut = _next_line_start(f, pos + want, stop) - pos - 1
-                    data = f.read_at(cut + 1, pos)
-                data = memoryview(data)[: cut + 1]  # no copy
+                    data = _read(f, cut + 1, pos, local)
+                data = data[: cut + 1]
             yield data
             pos += len(data)
+
+
+def _read(f, size: int, pos: int, mapped: bool) -> memoryview:
+    if mapped:
+        f.seek(pos)
+        return memoryview(f.read_buffer(size))
+    return memoryview(f.read_at(size, pos))
+
+
+def _last_newline(data: memoryview) -> int:
+    """Offset of the last LF in ``data``, -1 if none (looks at the end first)."""
+    end, step = len(data), _SEEK_PIECE
+    while end > 0:
+        start = max(0, end - step)
+        hit = bytes(data[start:end]).rfind(b"\n")
+        if hit >= 0:
+            return start + hit
+        end, step = start, step * 4
+    return -1
 
 
 @dataclass

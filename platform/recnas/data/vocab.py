@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recnas.data.features import MISSING_ID, OOV_ID
+from recnas.data.fields import fixed_values, null_mask
 
 ENCODINGS = ("vocab", "hash")
 FIRST_ID = 2
@@ -258,15 +259,16 @@ class Encoder:
             else:
                 per_value = self._ids(name, values.dictionary)
             return _spread(per_value, values, MISSING_ID)
-        missing = _nulls(values)
-        raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+        raw = fixed_values(values.cast(pa.uint64()))  # anything under nulls
         if self.kind == "hash":
             span = np.uint64(self.sizes[name] - FIRST_ID)
-            ids = (raw % span).astype(np.int64) + FIRST_ID
+            ids = (raw % span).astype(np.int64)
+            ids += FIRST_ID
         else:
             ids, found = self.vocab[name].find(raw)
             ids = np.where(found, ids, OOV_ID).astype(np.int64)
-        ids[missing] = MISSING_ID
+        if values.null_count:
+            ids[null_mask(values)] = MISSING_ID
         return ids
 
     def train_counts(
@@ -279,9 +281,10 @@ class Encoder:
             else:
                 per_value = self.train_counts(name, values.dictionary)
             return _spread(per_value, values, 0.0)
-        raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+        raw = fixed_values(values.cast(pa.uint64()))  # anything under nulls
         counts = self.counts[name].find(raw)[0].astype(np.float64)
-        counts[_nulls(values)] = 0.0
+        if values.null_count:
+            counts[null_mask(values)] = 0.0
         return counts
 
 
@@ -295,12 +298,6 @@ def _spread(
     table = np.append(per_value, np.array(missing, dtype=per_value.dtype))
     codes = values.indices.fill_null(len(per_value))
     return table[codes.to_numpy(zero_copy_only=False)]
-
-
-def _nulls(values: pa.Array) -> np.ndarray:
-    if values.null_count == 0:
-        return np.zeros(len(values), dtype=bool)
-    return values.is_null().to_numpy(zero_copy_only=False)
 
 
 def hash_sizes(features: tuple[str, ...], hash_size: Any) -> dict[str, int]:
