@@ -32,6 +32,7 @@ def leaderboard(ctx: Any) -> list[dict[str, Any]]:
     rows = [_row(f"nasrec-{final['arch_id']}", "searched", final)]
     for result in ctx.upstream["baselines"]["results"]:
         rows.append(_row(result["name"], "baseline", result))
+    rows.append(_row("base rate", "reference", base_rate(ctx.meta())))
     rows.sort(key=lambda r: _sort_key(r["test_logloss"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
@@ -48,6 +49,35 @@ def _row(name: str, kind: str, result: dict[str, Any]) -> dict[str, Any]:
             "latency_ms_b1", "checkpoint")  # fmt: skip
     row.update({k: result.get(k) for k in keys})
     return row
+
+
+def base_rate(meta: Any) -> dict[str, Any]:
+    """Scores of predicting the train click rate for every row: the floor
+    that any model has to beat (AUC 0.5)."""
+    rate = _label_mean(meta, "train")
+    rate = min(max(rate, 1e-7), 1 - 1e-7)
+    result: dict[str, Any] = {"macs": 0, "params": 0}
+    for split in ("val", "test"):
+        p = _label_mean(meta, split)
+        logloss = -(p * math.log(rate) + (1 - p) * math.log(1 - rate))
+        result.update({f"{split}_logloss": logloss, f"{split}_auc": 0.5})
+    return result
+
+
+def _label_mean(meta: Any, split: str) -> float:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from recnas.data import storage
+
+    total, count = 0.0, 0
+    for uri in meta.split_uris(split):
+        fs, path = storage.resolve(uri)
+        labels = pq.read_table(path, columns=[meta.features.label], filesystem=fs)
+        column = labels.column(0)
+        total += pc.sum(column).as_py() or 0.0
+        count += len(column)
+    return total / max(count, 1)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
