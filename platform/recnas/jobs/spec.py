@@ -92,6 +92,8 @@ class SupernetSection:
         epochs: Passes over the train split.
         max_steps: Stop after this many steps; None for whole epochs.
         batch_size: Global batch size, split over the workers.
+        optimizer: ``adagrad`` (NASRec's, tuned for long runs on Criteo-sized
+            data) or ``adam`` (better for short runs on small data).
         lr: Peak learning rate.
         warmup_steps: Steps of the full-supernet warm-up phase (S).
         layernorm: LayerNorm after FC layers in the supernet.
@@ -101,6 +103,7 @@ class SupernetSection:
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 512
+    optimizer: str = "adagrad"
     lr: float = 0.12
     warmup_steps: int = 0
     layernorm: bool = True
@@ -303,6 +306,9 @@ def check_job(job: JobSpec, source: str) -> None:
         load_space(job.space)
     except ValueError as error:
         fail("space", str(error))
+    if job.supernet.optimizer not in ("adagrad", "adam"):
+        fail("supernet.optimizer", f"unknown {job.supernet.optimizer!r}; use "
+             "adagrad or adam")  # fmt: skip
     s = job.search
     if s.searcher not in SEARCHERS:
         fail(

@@ -146,7 +146,9 @@ def supernet(ctx: StageContext) -> dict[str, Any]:
     config = TrainConfig.nasrec_supernet(
         ctx.data,
         space=job.space,
+        optimizer=s.optimizer,
         lr=s.lr,
+        eps=1e-2 if s.optimizer == "adagrad" else 1e-8,
         epochs=s.epochs,
         max_steps=s.max_steps or 0,
         batch_size=per_worker_batch(job, s.batch_size),
