@@ -267,7 +267,7 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
     tables: dict[str, list[pa.Table]] = {n: [] for n in names}
     start = 0
     for batch in batches:
-        train = codes[start : start + batch.num_rows] == 0
+        train = np.flatnonzero(codes[start : start + batch.num_rows] == 0)
         start += batch.num_rows
         for n in names:
             tables[n].append(vocab.entry_counts(batch.column(n), train))

@@ -65,14 +65,20 @@ def count_values(values: pa.Array, rows: np.ndarray | None = None) -> pa.Table:
 
 
 def entry_counts(values: pa.Array, rows: np.ndarray) -> pa.Table:
-    """Counts of the rows under ``rows`` per dictionary entry of ``values``.
+    """Counts of some rows per dictionary entry of ``values``.
 
     For a dictionary array the table has one row per dictionary entry, in
     dictionary order, zero counts included (an entry's position is its
     dictionary index). For other arrays it is :func:`count_values`.
+
+    Args:
+        values: Raw values.
+        rows: Positions of the rows to count (int), in increasing order.
     """
     if not pa.types.is_dictionary(values.type):
-        return count_values(values, rows)
+        mask = np.zeros(len(values), dtype=bool)
+        mask[rows] = True
+        return count_values(values, mask)
     size = len(values.dictionary)
     # Null rows count in an extra bin past the end, dropped.
     codes = values.indices.fill_null(size).to_numpy(zero_copy_only=False)
@@ -100,7 +106,10 @@ class Groups:
         """Adds ``(value, count)`` tables; returns the group of each table row."""
         known = len(self.values)
         parts = [self.values] + [t["value"].combine_chunks() for t in tables]
-        encoded = pc.dictionary_encode(pa.concat_arrays(parts))
+        values = pa.concat_arrays(parts)
+        if len(values) and pc.max(values).as_py() < 2**32:
+            values = values.cast(pa.uint32())  # a smaller, faster hash table
+        encoded = pc.dictionary_encode(values)
         groups = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         # pyarrow numbers distinct values in order of first appearance; the
         # known values come first and keep their numbers.
@@ -112,7 +121,7 @@ class Groups:
         # Float sums of integers are exact below 2**53 counts.
         sums = np.bincount(groups, weights=weights, minlength=len(encoded.dictionary))
         self.counts = sums.astype(np.int64)
-        self.values = encoded.dictionary
+        self.values = encoded.dictionary.cast(pa.uint64())
         bounds = np.cumsum([known] + [t.num_rows for t in tables])
         return [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
