@@ -7,10 +7,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from recnas.data.fields import Column, parse_rows, plain
 from recnas.data.ingest import ingest
-from recnas.data.vocab import Encoder, Lookup, build_vocab, count_values, hash_sizes
+from recnas.data.passes import MERGE_CHUNKS
+from recnas.data.vocab import (
+    Encoder,
+    Groups,
+    Lookup,
+    build_vocab,
+    count_values,
+    entry_counts,
+    group_vocab,
+    hash_sizes,
+    vocab_order,
+)
 
-from .helpers import read_split
+from .helpers import read_split, write_criteo
 
 
 def _ratings(tmp_path, rows: list[tuple[int, int, float, int]]):
@@ -101,3 +113,86 @@ def test_hash_sizes_are_checked():
         hash_sizes(("a",), 2)
     with pytest.raises(ValueError, match="needs hash_size"):
         hash_sizes(("a",), None)
+
+
+def test_groups_keep_their_numbers_and_sum_counts():
+    def table(values, counts):
+        return pa.table(
+            {
+                "value": pa.array(values, pa.uint64()),
+                "count": pa.array(counts, pa.int64()),
+            }
+        )
+
+    groups = Groups()
+    first = groups.add([table([5, 9], [2, 1]), table([9, 11, 2**40], [3, 0, 4])])
+    assert [g.tolist() for g in first] == [[0, 1], [1, 2, 3]]
+    second = groups.add([table([11, 7, 5], [1, 1, 1])])
+    assert second[0].tolist() == [2, 4, 0]  # known values keep their groups
+    assert groups.values.to_pylist() == [5, 9, 11, 2**40, 7]
+    assert groups.counts.tolist() == [3, 4, 1, 4, 1]
+    vocab, ids = group_vocab(groups, min_count=2)
+    assert vocab["value"].to_pylist() == [9, 2**40, 5]  # count, then value
+    assert ids.tolist() == [4, 2, 1, 3, 1]
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_vocab_order_is_falling_count_then_value(wide):
+    rng = np.random.default_rng(1)
+    values = rng.choice(2**40 if wide else 2**32, size=5000, replace=False)
+    values = values.astype(np.uint64)
+    counts = rng.integers(0, 6, size=5000)
+    order = vocab_order(values, counts, min_count=2)
+    kept = np.flatnonzero(counts >= 2)
+    expected = kept[np.lexsort((values[kept], -counts[kept]))]
+    assert order.tolist() == expected.tolist()
+
+
+def test_entry_counts_follow_the_dictionary():
+    values = pa.array([7, None, 3, 7, 7, 3], pa.uint64()).dictionary_encode()
+    counted = entry_counts(values, np.array([0, 1, 2, 3]))  # rows 4, 5 left out
+    assert counted["value"].to_pylist() == [7, 3]
+    assert counted["count"].to_pylist() == [2, 1]
+
+
+@pytest.mark.parametrize("encoding", ["vocab", "hash"])
+def test_splits_do_not_depend_on_chunks_and_blocks(tmp_path, encoding):
+    path = tmp_path / "day_0.txt"
+    write_criteo(path, 3000, seed=5)
+    options = {"encoding": encoding, "parallel": "local"}
+    if encoding == "hash":
+        options["hash_size"] = 1000
+    whole = ingest("criteo", [str(path)], str(tmp_path / "a"), **options)
+    size = path.stat().st_size
+    parts = ingest(
+        "criteo",
+        [str(path)],
+        str(tmp_path / "b"),
+        # More chunks than one merge takes, several blocks per chunk.
+        chunk_bytes=size // (MERGE_CHUNKS + 5),
+        block_bytes=size // (3 * (MERGE_CHUNKS + 5)),
+        **options,
+    )
+    assert len(parts.files["train"]) > MERGE_CHUNKS
+    assert parts.features == whole.features
+    for split in ("train", "val", "test"):
+        assert read_split(parts, split).equals(read_split(whole, split))
+    if encoding == "vocab":
+        for f in whole.features.sparse:
+            vocab = f"vocab/{f.name}.parquet"
+            a = pq.read_table(f"{whole.uri}/{vocab}")
+            assert pq.read_table(f"{parts.uri}/{vocab}").equals(a)
+
+
+def test_plain_and_dictionary_hex_ids_agree():
+    texts = ["05db9164", "", "FFFFFFFF", "05db9164", "abcdef01", "0badc0de"] * 50
+    lines = "".join(f"{i % 2}\t{t}\n" for i, t in enumerate(texts)).encode()
+    columns = [Column("label", "label01"), Column("C1", "hex")]
+    as_plain = parse_rows(lines, columns, "\t", plain=("C1",))
+    as_dictionary = parse_rows(lines, columns, "\t")
+    assert pa.types.is_dictionary(as_dictionary.values["C1"].type)
+    assert as_plain.values["C1"].equals(plain(as_dictionary.values["C1"]))
+    assert as_plain.values["C1"].null_count == 50
+    bad = lines.replace(b"abcdef01", b"abcdefg1")
+    rows = parse_rows(bad, columns, "\t", plain=("C1",))
+    assert (rows.reasons == 6).sum() == 50  # sparse_id
