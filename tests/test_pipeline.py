@@ -7,6 +7,7 @@ baselines, report. Then a second run that reuses every stage.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -117,3 +118,21 @@ def test_second_run_reuses_every_stage(first_run: Path, capsys) -> None:  # noqa
     assert "nasrec-" in out and "dlrm" in out and "test logloss" in out
     after = len(client.search_runs([experiment.experiment_id], max_results=1000))
     assert after == before
+
+
+def test_changed_setting_reruns_its_stage_and_those_after(
+    first_run: Path, capsys
+) -> None:  # noqa: ANN001
+    store = first_run.parent / "runs" / "tiny-movielens"
+    before = json.loads((store / "baselines" / "complete.json").read_text())
+    assert main(["run", str(first_run), "--set", "baselines.lr=0.003"]) == 0
+    out = capsys.readouterr().out
+    assert "reused finished stages: ingest, supernet, search, retrain\n" in out
+    after = json.loads((store / "baselines" / "complete.json").read_text())
+    assert after["inputs_hash"] != before["inputs_hash"]
+    old = {r["checkpoint"] for r in before["outputs"]["results"]}
+    new = {r["checkpoint"] for r in after["outputs"]["results"]}
+    assert not old & new
+    # Only the work folder of the current settings is kept.
+    folders = [p.name for p in (store / "baselines").iterdir() if p.is_dir()]
+    assert folders == [after["inputs_hash"]]

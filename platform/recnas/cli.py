@@ -90,7 +90,13 @@ def _ui(args: argparse.Namespace) -> int:
 
     uri = args.tracking_uri or env.tracking_uri()
     if uri is None:
-        uri = default_tracking_uri(args.storage or env.storage_root())
+        storage = args.storage or env.storage_root()
+        if not (Path(storage) / "mlflow.db").is_file():
+            raise ValueError(
+                f"no MLflow store in {storage!r} (mlflow.db is missing): run a job "
+                "with this storage first, or pass --storage or --tracking-uri"
+            )
+        uri = default_tracking_uri(storage)
     print(f"MLflow UI for {uri} on http://{args.host}:{args.port}  (Ctrl-C stops)")
     serve_ui(uri, host=args.host, port=args.port)
     return 0

@@ -54,3 +54,29 @@ def ray_session(
         yield
     finally:
         ray.shutdown()
+
+
+def check_capacity(cpus: float, gpus: float, what: str) -> None:
+    """Refuses work that the running Ray cluster can never place.
+
+    Ray would wait forever for resources that a fixed cluster lacks; a
+    cluster that autoscales (``RAY_ADDRESS`` pointing at KubeRay, say) may
+    grow, so there the shortfall is only a warning.
+
+    Args:
+        cpus: CPUs the work needs at once.
+        gpus: GPUs the work needs at once.
+        what: The job keys that set the request, for the message.
+    """
+    total = ray.cluster_resources()
+    have_cpus, have_gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    if cpus <= have_cpus and gpus <= have_gpus:
+        return
+    message = (
+        f"{what} ask for {cpus:g} CPUs and {gpus:g} GPUs at once, but the Ray "
+        f"cluster has {have_cpus:g} CPUs and {have_gpus:g} GPUs"
+    )
+    if env.ray_address():
+        logger.warning("%s; waiting for the cluster to grow", message)
+        return
+    raise ValueError(f"{message}; lower them in the job file")

@@ -64,6 +64,22 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         ("search: {sample_size: 9}\n", r"search\.sample_size: must be between"),
         ("space: nasrec_huge\n", r"space: .*nasrec_huge"),
         ("resources: {workers: 0}\n", r"resources\.workers: must be at least 1"),
+        ("resources: {cpus_per_worker: 0}\n", r"cpus_per_worker: must be greater"),
+        ("supernet: {lr: -1}\n", r"supernet\.lr: must be greater than 0"),
+        ("supernet: {optimizer: sgd}\n", r"supernet\.optimizer: unknown 'sgd'"),
+        ("search: {finetune_lr: .nan}\n", r"search\.finetune_lr: must be greater"),
+        ("search: {cpus_per_trial: 0}\n", r"search\.cpus_per_trial: must be"),
+        ("retrain: {top_k: 0}\n", r"retrain\.top_k: must be at least 1"),
+        ("retrain: {patience: -1}\n", r"retrain\.patience: must be at least 0"),
+        ("baselines: {models: []}\n", r"baselines\.models: name at least one"),
+        (
+            "baselines: {params: {dnn: {width: 3}}}\n",
+            r"baselines\.params\.dnn: dnn takes no 'width'",
+        ),
+        (
+            "dataset: {name: movielens, inputs: [raw.csv], protocol: by_hour}\n",
+            r"unknown protocol 'by_hour'",
+        ),
     ],
 )
 def test_bad_keys_and_values_are_named(

@@ -87,6 +87,14 @@ def test_full_node_numbers():
         ),
         (lambda d: d.update(config="huge"), "matches no shipped search space"),
         (lambda d: d["micro"][6].update(dense_in_dims=100), r"block 6: width 100"),
+        (
+            lambda d: d["macro"][1].update(dense_idx=[9]),
+            r"block 1: dense_sources \[9\] has \[9\]",
+        ),
+        (
+            lambda d: d["macro"][2].update(sparse_idx=[-1]),
+            r"block 2: sparse_sources \[-1\]",
+        ),
     ],
 )
 def test_bad_nasrec_json_is_refused_precisely(official, edit, message):

@@ -98,6 +98,7 @@ class Pipeline:
         self.store = store
         self.tracker = tracker
         self._before_first_stage = before_first_stage
+        self.forced: set[str] = set()
 
     def inputs_hash(self, stage: Stage, hashes: dict[str, str]) -> str:
         parts = [stage.name, self.job.digest(*stage.sections)]
@@ -120,6 +121,7 @@ class Pipeline:
                 raise ValueError(
                     f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}"
                 )
+        self.forced = set(force)
         result = PipelineResult()
         hashes: dict[str, str] = {}
         last = max(STAGE_NAMES.index(n) for n in only) if only else len(STAGES) - 1
@@ -158,15 +160,21 @@ class Pipeline:
             self._before_first_stage = None
         logger.info("stage %s: starting", stage.name)
         start = time.perf_counter()
+        if stage.name in self.forced:
+            self.store.clear(stage.name, inputs_hash)
         context = stages.StageContext(
             job=self.job,
             store=self.store,
             tracker=self.tracker,
             upstream=upstream,
             run=self._parent_run(stage.name, inputs_hash, upstream),
+            work=(stage.name, inputs_hash),
         )
         try:
             outputs = stage.run(context)
+        except KeyboardInterrupt:
+            self.tracker.end_run(context.run, "KILLED")
+            raise
         except BaseException:
             self.tracker.end_run(context.run, "FAILED")
             raise
@@ -174,6 +182,7 @@ class Pipeline:
         self.tracker.log_metrics(context.run, {"stage_seconds": seconds})
         self.tracker.end_run(context.run)
         self.store.complete(stage.name, inputs_hash, outputs, context.run.run_id)
+        self.store.prune(stage.name, keep=inputs_hash)
         logger.info("stage %s: done in %.0fs", stage.name, seconds)
         return outputs
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 from typing import Any
 
+from recnas.data import storage
 from recnas.space.arch import Architecture
 
 logger = logging.getLogger(__name__)
@@ -67,8 +69,6 @@ def base_rate(meta: Any) -> dict[str, Any]:
 def _label_mean(meta: Any, split: str) -> float:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-
-    from recnas.data import storage
 
     total, count = 0.0, 0
     for uri in meta.split_uris(split):
@@ -212,9 +212,9 @@ def write_report(ctx: Any) -> dict[str, Any]:
     text = format_table(rows)
     t.log_text(run, text + "\n", "leaderboard.txt")
     t.log_text(run, _csv(rows), "leaderboard.csv")
-    ctx.store.write_json(rows, "report", "leaderboard.json")
+    ctx.write_json(rows, "leaderboard.json")
 
-    search = ctx.store.read_json("search", "candidates.json") or {}
+    search = json.loads(storage.read_bytes(ctx.upstream["search"]["candidates"]))
     for name, figure in search_figures(search.get("candidates", [])).items():
         t.log_figure(run, figure, name)
         plt.close(figure)
@@ -246,8 +246,6 @@ def write_report(ctx: Any) -> dict[str, Any]:
 
 def _example_frame(meta: Any, split: str, rows: int) -> Any:
     import pyarrow.parquet as pq
-
-    from recnas.data import storage
 
     fs, path = storage.resolve(meta.split_uris(split)[0])
     table = pq.read_table(path, filesystem=fs).slice(0, rows)

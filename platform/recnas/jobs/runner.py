@@ -47,8 +47,9 @@ def run_job(
     uri = tracking_uri_for(job)
     store = JobStore(job.storage_root, job.name)
     logger.info("job %s: storage %s, MLflow %s", job.name, store.base, uri)
-    tracker = Tracker(uri, job.name)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(store.lock())
+        tracker = Tracker(uri, job.name)
         # Ray starts only when a stage has work to do.
         connect = functools.partial(stack.enter_context, ray_session(address))
         pipeline = Pipeline(job, store, tracker, before_first_stage=connect)

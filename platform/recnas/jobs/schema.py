@@ -51,6 +51,8 @@ def build(cls: type[T], data: Any, where: str) -> T:
     }
     try:
         return cls(**values)
+    except ValueError as error:  # a range check of the dataclass, "key: ..."
+        raise ValueError(_at(where, str(error))) from error
     except TypeError as error:  # a required key is missing
         missing = [
             n
@@ -129,3 +131,24 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = value
     return merged
+
+
+def check_range(
+    obj: Any,
+    *names: str,
+    minimum: float,
+    strict: bool = False,
+) -> None:
+    """Refuses fields of ``obj`` below ``minimum`` (or equal, if ``strict``).
+
+    None values pass (they mean "not set"). Messages start with the field
+    name, so that :func:`build` can prefix the file and the section.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        bad = value <= minimum if strict else value < minimum
+        if bad or value != value:  # NaN is never in range
+            relation = "greater than" if strict else "at least"
+            raise ValueError(f"{name}: must be {relation} {minimum:g}, got {value}")

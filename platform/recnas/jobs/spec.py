@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ import yaml
 
 from recnas import env
 from recnas.jobs.presets import PRESETS
-from recnas.jobs.schema import build, deep_merge
+from recnas.jobs.schema import build, check_range, deep_merge
+
+logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -83,6 +86,10 @@ class ResourcesSection:
     use_gpu: bool = False
     bf16: bool = False
 
+    def __post_init__(self) -> None:
+        check_range(self, "workers", minimum=1)
+        check_range(self, "cpus_per_worker", minimum=0, strict=True)
+
 
 @dataclass(frozen=True)
 class SupernetSection:
@@ -108,6 +115,17 @@ class SupernetSection:
     warmup_steps: int = 0
     layernorm: bool = True
     checkpoint_every: int = 200
+
+    def __post_init__(self) -> None:
+        check_range(
+            self, "epochs", "max_steps", "batch_size", "checkpoint_every", minimum=1
+        )
+        check_range(self, "warmup_steps", minimum=0)
+        check_range(self, "lr", minimum=0, strict=True)
+        if self.optimizer not in ("adagrad", "adam"):
+            raise ValueError(
+                f"optimizer: unknown {self.optimizer!r}; use adagrad or adam"
+            )
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,33 @@ class SearchSection:
     max_macs: int | None = None
     max_latency_ms: float | None = None
 
+    def __post_init__(self) -> None:
+        check_range(
+            self,
+            "budget",
+            "population_size",
+            "children",
+            "concurrency",
+            "val_rows",
+            "latency_batch",
+            "max_macs",
+            minimum=1,
+        )
+        check_range(self, "finetune_steps", minimum=0)
+        check_range(
+            self,
+            "cpus_per_trial",
+            "finetune_lr",
+            "max_latency_ms",
+            minimum=0,
+            strict=True,
+        )
+        if not 1 <= self.sample_size <= self.population_size:
+            raise ValueError(
+                f"sample_size: must be between 1 and population_size "
+                f"({self.population_size}), got {self.sample_size}"
+            )
+
 
 @dataclass(frozen=True)
 class TrainSection:
@@ -163,6 +208,11 @@ class TrainSection:
     lr: float = 1e-3
     patience: int = 1
 
+    def __post_init__(self) -> None:
+        check_range(self, "epochs", "max_steps", "batch_size", minimum=1)
+        check_range(self, "patience", minimum=0)
+        check_range(self, "lr", minimum=0, strict=True)
+
 
 @dataclass(frozen=True)
 class RetrainSection(TrainSection):
@@ -174,6 +224,10 @@ class RetrainSection(TrainSection):
     """
 
     top_k: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range(self, "top_k", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -187,6 +241,11 @@ class BaselinesSection(TrainSection):
 
     models: list[str] = field(default_factory=lambda: ["dnn", "dlrm"])
     params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.models:
+            raise ValueError("models: name at least one baseline, e.g. [dnn, dlrm]")
 
 
 @dataclass(frozen=True)
@@ -285,7 +344,7 @@ def check_job(job: JobSpec, source: str) -> None:
     """
     from recnas.data.ingest import IngestOptions
     from recnas.data.readers import DATASETS
-    from recnas.models.baselines import BASELINES
+    from recnas.models.baselines import BASELINES, baseline_params
     from recnas.search.searchers import SEARCHERS
     from recnas.space.spec import load_space
 
@@ -306,31 +365,19 @@ def check_job(job: JobSpec, source: str) -> None:
         load_space(job.space)
     except ValueError as error:
         fail("space", str(error))
-    if job.supernet.optimizer not in ("adagrad", "adam"):
-        fail("supernet.optimizer", f"unknown {job.supernet.optimizer!r}; use "
-             "adagrad or adam")  # fmt: skip
     s = job.search
     if s.searcher not in SEARCHERS:
         fail(
             "search.searcher",
             f"unknown {s.searcher!r}; use one of {', '.join(SEARCHERS)}",
         )
-    positive = {
-        "search.budget": s.budget,
-        "search.population_size": s.population_size,
-        "search.children": s.children,
-        "search.concurrency": s.concurrency,
-        "retrain.top_k": job.retrain.top_k,
-        "resources.workers": job.resources.workers,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            fail(key, f"must be at least 1, got {value}")
-    if not 1 <= s.sample_size <= s.population_size:
-        fail(
-            "search.sample_size",
-            f"must be between 1 and population_size "
-            f"({s.population_size}), got {s.sample_size}",
+    if s.searcher != "random" and s.budget < s.population_size:
+        logger.warning(
+            "%s: search.budget %d is below search.population_size %d: every "
+            "candidate will be a random sample",
+            source,
+            s.budget,
+            s.population_size,
         )
     unknown = [m for m in job.baselines.models if m not in BASELINES]
     if unknown:
@@ -341,6 +388,16 @@ def check_job(job: JobSpec, source: str) -> None:
     stray = sorted(set(job.baselines.params) - set(job.baselines.models))
     if stray:
         fail("baselines.params", f"{stray[0]!r} is not in baselines.models")
+    for name, params in job.baselines.params.items():
+        if not isinstance(params, dict):
+            fail(f"baselines.params.{name}", "expected a mapping of hyperparameters")
+        unknown = sorted(set(params) - baseline_params(name))
+        if unknown:
+            fail(
+                f"baselines.params.{name}",
+                f"{name} takes no {unknown[0]!r}; it "
+                f"takes {', '.join(sorted(baseline_params(name)))}",
+            )
 
 
 def _resolve_input(value: str, job_file: Path) -> str:

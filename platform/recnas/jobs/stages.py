@@ -15,6 +15,7 @@ from recnas.data import storage
 from recnas.data.meta import DatasetMeta, load_meta
 from recnas.jobs.spec import JobSpec, TrainSection
 from recnas.jobs.store import JobStore
+from recnas.runtime import check_capacity
 from recnas.space.arch import Architecture
 from recnas.space.spec import load_space
 from recnas.tracking.mlflow_tracker import RunRef, Tracker
@@ -34,6 +35,8 @@ class StageContext:
         tracker: The MLflow tracker.
         upstream: Outputs of the stages that ran or were skipped before.
         run: This stage's MLflow parent run.
+        work: The stage's work folder under the job's, as path parts:
+            ``(stage, inputs hash)``.
     """
 
     job: JobSpec
@@ -41,6 +44,17 @@ class StageContext:
     tracker: Tracker
     upstream: dict[str, dict[str, Any]]
     run: RunRef
+    work: tuple[str, ...]
+
+    def uri(self, *parts: str) -> str:
+        """A URI in the stage's work folder."""
+        return self.store.uri(*self.work, *parts)
+
+    def read_json(self, *parts: str) -> Any | None:
+        return self.store.read_json(*self.work, *parts)
+
+    def write_json(self, obj: Any, *parts: str) -> str:
+        return self.store.write_json(obj, *self.work, *parts)
 
     @property
     def data(self) -> str:
@@ -71,7 +85,13 @@ def common_tags(job: JobSpec, upstream: dict[str, dict[str, Any]]) -> dict[str, 
 
 
 def scaling(job: JobSpec) -> Scaling:
+    """The job's Ray Train workers, checked against the cluster's size."""
     r = job.resources
+    check_capacity(
+        r.workers * r.cpus_per_worker,
+        r.workers if r.use_gpu else 0,
+        "resources.workers * resources.cpus_per_worker",
+    )
     return Scaling(
         num_workers=r.workers,
         cpus_per_worker=r.cpus_per_worker,
@@ -112,10 +132,7 @@ def ingest(ctx: StageContext) -> dict[str, Any]:
     options = dict(d.options)
     if d.protocol is not None:
         options["protocol"] = d.protocol
-    out = ctx.store.uri("ingest", "data")
-    # The stage runs because its inputs changed (or it was forced): a finished
-    # dataset from other inputs is replaced; an unfinished one resumes.
-    options.setdefault("overwrite", storage.exists(storage.join(out, "meta.json")))
+    out = ctx.uri("data")
     meta = run_ingest(d.name, list(d.inputs), out, **options)
     protocol = meta.protocol.get("name", str(meta.protocol))
     split_md5 = {s: meta.split_md5(s) for s in meta.splits}
@@ -166,7 +183,7 @@ def supernet(ctx: StageContext) -> dict[str, Any]:
     result = fit(
         config,
         scaling(job),
-        storage=ctx.store.uri("supernet"),
+        storage=ctx.uri(),
         name="train",
         on_report=_report_to(ctx.tracker, ctx.run),
     )
@@ -234,7 +251,8 @@ def search(ctx: StageContext) -> dict[str, Any]:
     ctx.tracker.log_params(ctx.run, {**settings.to_dict(), **_scoring_params(scoring)})
     logged = {c["tags"].get("recnas.trial_id") for c in ctx.tracker.children(ctx.run)}
     logger_hook = _CandidateLogger(ctx, logged)
-    storage_path, filesystem = _ray_storage(ctx.store, "search")
+    check_capacity(s.cpus_per_trial, 0, "search.cpus_per_trial")
+    storage_path, filesystem = _ray_storage(ctx.store, *ctx.work)
     outcome = run_search(
         load_space(job.space),
         ctx.meta().features,
@@ -258,7 +276,7 @@ def search(ctx: StageContext) -> dict[str, Any]:
         ctx.tracker.log_metrics(ctx.run, {"best_val_logloss": ranked[0]["val_logloss"]})
     table = {"candidates": outcome.candidates, "rejected": outcome.rejected}
     ctx.tracker.log_json(ctx.run, table, "candidates.json")
-    uri = ctx.store.write_json(table, "search", "candidates.json")
+    uri = ctx.write_json(table, "candidates.json")
     if not ranked:
         raise RuntimeError(
             f"search: none of the {len(outcome.candidates)} candidates could be "
@@ -368,7 +386,7 @@ def _from_scratch(
     result = fit(
         config,
         scaling(job),
-        storage=ctx.store.uri(ctx.run.name),
+        storage=ctx.uri(),
         name=name,
         on_report=_report_to(t, run),
     )
@@ -421,19 +439,19 @@ def retrain(ctx: StageContext) -> dict[str, Any]:
 
     job = ctx.job
     top = ctx.upstream["search"]["ranked"][: job.retrain.top_k]
-    done = ctx.store.read_json("retrain", "models.json") or {}
+    done = ctx.read_json("models.json") or {}
     for cand in top:
         if cand["arch_id"] in done:
             continue
         done[cand["arch_id"]] = _retrain_one(ctx, cand)
-        ctx.store.write_json(done, "retrain", "models.json")
+        ctx.write_json(done, "models.json")
     retrained = [done[c["arch_id"]] for c in top]
     best = min(retrained, key=lambda r: r["val_logloss"])
 
-    final = ctx.store.read_json("retrain", "final.json")
+    final = ctx.read_json("final.json")
     if final is None or final["arch_id"] != best["arch_id"]:
         final = _final_retrain(ctx, best)
-        ctx.store.write_json(final, "retrain", "final.json")
+        ctx.write_json(final, "final.json")
 
     ranking = ranking_report(
         [c["val_logloss"] for c in top], [r["val_logloss"] for r in retrained]
@@ -506,7 +524,7 @@ def _final_retrain(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
 
 def baselines(ctx: StageContext) -> dict[str, Any]:
     """Trains every baseline on the same splits and scores it on test."""
-    done = ctx.store.read_json("baselines", "models.json") or {}
+    done = ctx.read_json("models.json") or {}
     section = ctx.job.baselines
     for name in section.models:
         if name in done:
@@ -522,7 +540,7 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
         )
         ctx.tracker.end_run(run)
         done[name] = _summary(result, run, name=name)
-        ctx.store.write_json(done, "baselines", "models.json")
+        ctx.write_json(done, "models.json")
     return {"results": [done[n] for n in section.models]}
 
 

@@ -1,16 +1,24 @@
 """Where a job writes: ``<storage>/<job>/<stage>/``, locally or on S3.
 
-Each finished stage leaves ``complete.json`` holding the hash of its inputs and
-its outputs; a rerun whose inputs hash the same skips the stage. Stages that
-produce several models also record each finished model, so an interrupted
-stage redoes only what it had not finished.
+A stage works in a folder named after the hash of its inputs,
+``<stage>/<inputs hash>/``, so that changed settings never meet the
+checkpoints, Tune experiments or records of other settings, and an interrupted
+stage resumes in the same folder. A finished stage leaves
+``<stage>/complete.json`` with that hash and its outputs; a rerun whose inputs
+hash the same skips the stage. Stages that produce several models also record
+each finished model, so an interrupted stage redoes only what it had not
+finished.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +67,37 @@ class JobStore:
         """The same location as a path on :attr:`fs`."""
         return "/".join([self._base_path.rstrip("/"), *parts])
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the job for this process: a second run of it is refused.
+
+        Local storage only (an exclusive lock on ``<job>/.lock``, released
+        when the process ends, however it ends); on S3 two runs of one job
+        must be kept apart by the user.
+        """
+        if not isinstance(self.fs, pafs.LocalFileSystem):
+            yield
+            return
+        Path(self._base_path).mkdir(parents=True, exist_ok=True)
+        with open(Path(self._base_path) / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ValueError(
+                    f"job {self.job!r} is already running in {self.base} "
+                    f"({holder}); wait for it, or stop it and run again to resume"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def read_json(self, *parts: str) -> Any | None:
         """A JSON file under the job folder, or None when absent."""
         path = self.path(*parts)
@@ -97,8 +136,17 @@ class JobStore:
         self.write_json(record.__dict__, stage, COMPLETE)
         return record
 
-    def forget(self, stage: str) -> None:
-        """Drops a stage's completion record so that it runs again."""
-        path = self.path(stage, COMPLETE)
-        if self.fs.get_file_info(path).type != pafs.FileType.NotFound:
-            self.fs.delete_file(path)
+    def clear(self, stage: str, inputs_hash: str) -> None:
+        """Deletes a stage's work folder for these inputs: it starts afresh."""
+        path = self.path(stage, inputs_hash)
+        if self.fs.get_file_info(path).type == pafs.FileType.Directory:
+            logger.info("stage %s: clearing %s", stage, self.uri(stage, inputs_hash))
+            self.fs.delete_dir(path)
+
+    def prune(self, stage: str, keep: str) -> None:
+        """Deletes the work folders of a stage's other, obsolete inputs."""
+        selector = pafs.FileSelector(self.path(stage), allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name != keep:
+                logger.debug("stage %s: removing obsolete %s", stage, info.path)
+                self.fs.delete_dir(info.path)

@@ -465,12 +465,17 @@ def build_baseline(name: str, features: FeatureSet, **params: object) -> nn.Modu
         raise ValueError(
             f"model.name: unknown baseline {name!r}; choose one of {sorted(BASELINES)}"
         )
-    cls = BASELINES[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "features"}
+    accepted = baseline_params(name)
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ValueError(
             f"model.params: baseline {name!r} takes no {unknown}; "
             f"it takes {sorted(accepted)}"
         )
-    return cls(features, **params)
+    return BASELINES[name](features, **params)
+
+
+def baseline_params(name: str) -> set[str]:
+    """The hyperparameters a baseline's constructor takes."""
+    init = BASELINES[name].__init__
+    return set(inspect.signature(init).parameters) - {"self", "features"}

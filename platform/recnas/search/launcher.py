@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -234,14 +235,24 @@ def run_search(
     _HOOKS[name] = (on_scored, on_rejected)
     # Tune's own console tables would interleave with the progress bar.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune takes over Ctrl-C while it runs; the caller gets it back after.
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         where = (name, storage_path, storage_filesystem)
         tuner = _tuner(space, features, settings, trainable, *where)
         grid = tuner.fit()
     finally:
+        signal.signal(signal.SIGINT, sigint)
         _HOOKS.pop(name, None)
         bar.close()
-    return SearchOutcome(candidates=_candidates(grid), rejected=rejected)
+    candidates = _candidates(grid)
+    finished = grid.num_terminated + grid.num_errors
+    if finished < settings.budget:
+        # Tune ends early, without an error, when it is stopped (Ctrl-C).
+        raise KeyboardInterrupt(
+            f"search stopped after {finished} of {settings.budget} candidates"
+        )
+    return SearchOutcome(candidates=candidates, rejected=rejected)
 
 
 def _tuner(

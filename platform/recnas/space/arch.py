@@ -307,8 +307,10 @@ class Architecture:
         """
         diffs = self.differences(space)
         if diffs:
+            # An id needs a well-formed encoding; a broken one has none.
+            name = "the architecture" if self.structure_errors() else self.arch_id
             raise ValueError(
-                f"architecture {self.arch_id} does not fit search space "
+                f"{name} does not fit search space "
                 f"{space.name!r} ({space.source}):\n  " + "\n  ".join(diffs)
             )
         return self

@@ -82,14 +82,17 @@ class Tracker:
         if artifact_location is None and tracking_uri.startswith("sqlite:///"):
             db = Path(tracking_uri.removeprefix("sqlite:///"))
             artifact_location = (db.parent / "mlartifacts" / experiment).as_uri()
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_location
-            )
-            logger.info("created MLflow experiment %r", experiment)
-        else:
-            self.experiment_id = found.experiment_id
+        # Two processes creating one SQLite store at once break its schema
+        # migration for good: the first to arrive creates it, the other waits.
+        with _store_lock(tracking_uri):
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=artifact_location
+                )
+                logger.info("created MLflow experiment %r", experiment)
+            else:
+                self.experiment_id = found.experiment_id
 
     # Runs -------------------------------------------------------------------
 
@@ -277,6 +280,23 @@ class Tracker:
         )
         logger.info("registered %s version %s", name, version.version)
         return f"models:/{name}/{version.version}"
+
+
+@contextlib.contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock beside a SQLite store; nothing for other stores."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(tracking_uri.removeprefix("sqlite:///") + ".lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
