@@ -214,7 +214,7 @@ def write_report(ctx: Any) -> dict[str, Any]:
     t.log_text(run, _csv(rows), "leaderboard.csv")
     ctx.write_json(rows, "leaderboard.json")
 
-    search = json.loads(storage.read_bytes(ctx.upstream["search"]["candidates"]))
+    search = json.loads(storage.read_bytes(ctx.upstream["search"]["candidates_file"]))
     for name, figure in search_figures(search.get("candidates", [])).items():
         t.log_figure(run, figure, name)
         plt.close(figure)

@@ -283,7 +283,7 @@ def search(ctx: StageContext) -> dict[str, Any]:
             "scored (all failed, diverged or were over budget); see the search "
             "run's children in MLflow"
         )
-    return {"candidates": uri, "ranked": ranked, **summary}
+    return {"candidates_file": uri, "ranked": ranked, **summary}
 
 
 def _scoring_params(scoring: Any) -> dict[str, Any]:
