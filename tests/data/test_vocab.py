@@ -111,6 +111,8 @@ def test_hash_sizes_are_checked():
         hash_sizes(("a",), {"z": 10})
     with pytest.raises(ValueError, match="at least 3"):
         hash_sizes(("a",), 2)
+    with pytest.raises(ValueError, match="below 2\\*\\*31"):
+        hash_sizes(("a",), 2**31)
     with pytest.raises(ValueError, match="needs hash_size"):
         hash_sizes(("a",), None)
 

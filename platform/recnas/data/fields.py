@@ -234,6 +234,8 @@ def null_mask(arr: pa.Array) -> np.ndarray:
     """Null mask of an array as numpy booleans."""
     if arr.null_count == 0:
         return np.zeros(len(arr), dtype=bool)
+    if arr.buffers()[0] is not None and not pa.types.is_null(arr.type):
+        return ~_validity(arr)
     return arr.is_null().to_numpy(zero_copy_only=False)
 
 
@@ -241,6 +243,13 @@ _NUMPY_TYPES = {
     pa.type_for_alias(name): np.dtype(name)
     for name in ("int8", "int16", "int32", "int64", "uint32", "uint64")
 } | {pa.float32(): np.dtype(np.float32), pa.float64(): np.dtype(np.float64)}
+
+
+def _validity(arr: pa.Array) -> np.ndarray:
+    """Whether each row of an array with a validity bitmap is not null."""
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    unpacked = np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")
+    return unpacked[arr.offset :].view(bool)
 
 
 def fixed_values(arr: pa.Array) -> np.ndarray:
@@ -417,14 +426,14 @@ def _hex_fast(arr: pa.StringArray) -> pa.Array | None:
     )
     full = np.diff(offsets) == 8
     if arr.null_count:
-        full &= ~null_mask(arr)
+        full &= _validity(arr)
     count = int(np.count_nonzero(full))
     first, last = int(offsets[0]), int(offsets[-1])
     # The rows that are not 8 characters long must all be empty (or null).
     if count == 0 or last - first != 8 * count:
         return None
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first:last]
-    pairs = _HEX_PAIRS[data.view("<u2")]
+    pairs = np.take(_HEX_PAIRS, data.view("<u2"))
     if pairs.max() > 255:
         return None
     decoded = pairs.astype(np.uint8).view(">u4")

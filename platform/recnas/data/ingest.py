@@ -5,13 +5,19 @@
     inputs --plan--> chunks (byte ranges; a gzip file or zip member is one chunk)
       pass 1, one task per chunk: parse, check, reject, stage  -> _work/stage/
       driver: rows per chunk, rejected fraction, split of every row (protocol)
-      [vocabulary: count raw values on the train rows of every chunk]
-      pass 2, one task per chunk: encode ids, write train/ val/ test/ rejected/
+      [vocabulary, one task per chunk: train counts of every dictionary entry
+       of its staged blocks; then one task per feature: merge the entries of
+       all chunks into groups of equal values -> vocabulary, and the group of
+       every entry -> _work/groups/]
+      pass 2, one task per chunk: encode ids (an entry's id is its group's),
+              write train/ val/ test/ rejected/
       driver: meta.json (counts, vocabulary sizes, md5 of every file)
 
 The per-chunk tasks live in :mod:`recnas.data.passes`. They run on Ray when
 Ray is initialised (or ``parallel="ray"``), else on a thread pool in this
-process. Memory per task is bounded by ``block_bytes``, not by the file. Every
+process. Memory per chunk task is bounded by ``block_bytes``, not by the file
+(a feature's merge holds its distinct values and the entries of
+``passes.MERGE_CHUNKS`` chunks). Every
 task leaves a marker under ``<out>/_work/`` when done, so an interrupted
 ingest rerun with the same inputs and options resumes at the
 first unfinished chunk and writes the same bytes as a clean run.

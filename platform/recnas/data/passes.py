@@ -264,6 +264,7 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
     """
     batches = read_stage(job)
     codes = _codes(batches, plan)
+    schema = staged_schema(job.features, job.plain)
     tables: dict[str, list[pa.Table]] = {n: [] for n in names}
     start = 0
     for batch in batches:
@@ -275,7 +276,7 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
     with ipc.new_file(sink, vocab.COUNTS_SCHEMA) as writer:
         for n in names:  # one batch per feature, empty or not
             parts = tables[n]
-            if not pa.types.is_dictionary(job_type(job, n)):
+            if not pa.types.is_dictionary(schema.field(n).type):
                 parts = [vocab.merge_counts(parts)]
             counts = (
                 pa.concat_tables(parts) if parts else vocab.COUNTS_SCHEMA.empty_table()
@@ -288,11 +289,6 @@ def count_chunk(job: ChunkJob, plan: dict[str, Any], names: tuple[str, ...]) -> 
         storage.join(job.work, "counts", chunk_name(job.chunk) + ".arrow"),
         sink.getvalue().to_pybytes(),
     )
-
-
-def job_type(job: ChunkJob, name: str) -> pa.DataType:
-    """The staged type of a feature."""
-    return staged_schema(job.features, job.plain).field(name).type
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ class Encoder:
         size = self.sizes[name]
         if len(ids) and (ids.min() < 0 or ids.max() >= size):
             raise AssertionError(f"feature {name}: id outside its table of {size}")
-        return pa.array(ids, type=pa.int32())
+        return pa.array(ids.astype(np.int32, copy=False), type=pa.int32())
 
     def _ids(
         self, name: str, values: pa.Array, groups: np.ndarray | None = None
@@ -271,11 +271,11 @@ class Encoder:
         raw = fixed_values(values.cast(pa.uint64()))  # anything under nulls
         if self.kind == "hash":
             span = np.uint64(self.sizes[name] - FIRST_ID)
-            ids = (raw % span).astype(np.int64)
+            ids = (raw % span).astype(np.int32)  # table sizes fit int32
             ids += FIRST_ID
         else:
             ids, found = self.vocab[name].find(raw)
-            ids = np.where(found, ids, OOV_ID).astype(np.int64)
+            ids = np.where(found, ids, OOV_ID).astype(np.int32)
         if values.null_count:
             ids[null_mask(values)] = MISSING_ID
         return ids
@@ -336,5 +336,10 @@ def hash_sizes(features: tuple[str, ...], hash_size: Any) -> dict[str, int]:
         raise ValueError(
             f"hash_size for {', '.join(small)} must be at least 3 "
             "(ids 0 and 1 are reserved)"
+        )
+    large = [f for f, s in sizes.items() if s > 2**31 - 1]
+    if large:
+        raise ValueError(
+            f"hash_size for {', '.join(large)} must be below 2**31 (ids are int32)"
         )
     return sizes
