@@ -96,7 +96,8 @@ def test_winner_is_registered_and_scores_rows(first_run: Path) -> None:
     client = MlflowClient(uri, registry_uri=uri)
     version = client.get_model_version("tiny-movielens-best", "1")
     model = mlflow.pyfunc.load_model(version.source)
-    test_dir = first_run.parent / "runs" / "tiny-movielens" / "ingest" / "data" / "test"
+    ingest = first_run.parent / "runs" / "tiny-movielens" / "ingest" / "complete.json"
+    test_dir = Path(json.loads(ingest.read_text())["outputs"]["data"]) / "test"
     frame = pq.read_table(sorted(test_dir.glob("*.parquet"))[0]).slice(0, 64)
     frame = frame.drop_columns(["label"]).to_pandas()
     probabilities = model.predict(frame)

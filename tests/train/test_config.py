@@ -69,6 +69,22 @@ def test_scaling_rejects_bf16_on_cpu() -> None:
         Scaling(bf16=True)
     with pytest.raises(ValueError, match="num_workers: must be >= 1"):
         Scaling(num_workers=0)
+    with pytest.raises(ValueError, match="omp_wait_policy: 'spin' is not one of"):
+        Scaling(omp_wait_policy="spin")
+
+
+def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:
+    import queue
+
+    from recnas.train.launcher import _report_forwarder, _trainer
+
+    config = TrainConfig.baseline("d", "dnn")
+    for policy in ("passive", "active"):
+        scaling = Scaling(num_workers=1, omp_wait_policy=policy)
+        cb = _report_forwarder(queue.Queue())
+        trainer = _trainer(config, scaling, str(tmp_path), "run", cb)
+        env = trainer.run_config.worker_runtime_env["env_vars"]
+        assert env["OMP_WAIT_POLICY"] == policy.upper()
 
 
 def test_warmup_then_cosine() -> None:

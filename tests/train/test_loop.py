@@ -100,10 +100,13 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
     loop, reports = train_local(config, source, str(tmp_path))
     final = reports[-1]
     assert final["steps"] < 40 * 8
-    evals = [r for r in reports if "val_logloss" in r]
+    evals = [r for r in reports[:-1] if "val_logloss" in r]
     best = min(evals, key=lambda r: r["val_logloss"])
     assert final["best_step"] == best["step"]
     assert evals[-1]["val_logloss"] > best["val_logloss"]
+    # The final report gives the kept (best) model's validation scores.
+    assert final["val_logloss"] == best["val_logloss"]
+    assert final["val_auc"] == best["val_auc"]
     assert evaluate(loop.model, source.evaluation("val", 0, 1))[
         "logloss"
     ] == pytest.approx(best["val_logloss"], abs=1e-7)

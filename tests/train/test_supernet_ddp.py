@@ -14,7 +14,8 @@ from recnas.data.features import FeatureSet
 from recnas.space.spec import load_space
 from recnas.train.config import TrainConfig
 from recnas.train.data import TensorSource
-from recnas.train.loop import WorkerLoop, step_architecture
+from recnas.train.loop import WorkerLoop, evaluation_architectures, step_architecture
+from recnas.train.metrics import evaluate
 from recnas.train.session import LocalSession
 
 from .helpers import learnable_rows, run_group
@@ -92,3 +93,26 @@ def test_architecture_schedule_is_seeded_and_warms_up() -> None:
     warm = [step_architecture(space, 0, s, 1000) is None for s in range(1000)]
     assert sum(warm[:100]) > 80 and sum(warm[900:]) < 20
     assert step_architecture(space, 0, 1000, 1000) is not None
+
+
+def test_supernet_is_scored_on_its_fixed_evaluation_architectures() -> None:
+    rows = {
+        "train": learnable_rows(256, 3, FEATURES),
+        "val": learnable_rows(300, 4, FEATURES),
+    }
+    config = TrainConfig.nasrec_supernet(
+        "memory", space="nasrec_small", batch_size=32, max_steps=4, seed=5
+    )
+    loop = WorkerLoop(config, LocalSession(), TensorSource(FEATURES, rows, 32))
+    archs = evaluation_architectures(loop.space, 5, config.supernet_eval_archs)
+    assert archs == evaluation_architectures(loop.space, 5, 4)
+    assert len({a.arch_id for a in archs}) == 4
+    each = [
+        evaluate(loop.model, loop.data.evaluation("val", 0, 1), arch=a) for a in archs
+    ]
+    score = loop.score("val")
+    assert score["rows"] == 300
+    assert score["logloss"] == pytest.approx(sum(e["logloss"] for e in each) / 4)
+    assert score["auc"] == pytest.approx(sum(e["auc"] for e in each) / 4)
+    full = evaluate(loop.model, loop.data.evaluation("val", 0, 1))
+    assert score["logloss"] != pytest.approx(full["logloss"])

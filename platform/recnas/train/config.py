@@ -120,6 +120,10 @@ class TrainConfig:
             architectures.
         supernet_warmup_steps: S: step t < S trains the full supernet with
             probability 1 - t/S instead of a sampled architecture.
+        supernet_eval_archs: A supernet is validated and tested as the mean
+            log loss and AUC of this many fixed sampled architectures (the
+            same at every evaluation), the models the search will score; the
+            full supernet is not one of them.
         max_train_rows: Read at most this many training rows (None: all).
         max_eval_rows: Score at most this many rows of val and test.
         grad_sync: ``"allreduce"`` (one coalesced all-reduce of the gradients
@@ -127,6 +131,11 @@ class TrainConfig:
             with ``find_unused_parameters``).
         collective_timeout_s: Timeout of every collective; a hang becomes an
             error after this long.
+        sparse_gradients: Give embedding tables sparse gradients (only the
+            rows a batch touched) where the update stays exactly the dense
+            one: Adagrad without weight decay and ``grad_sync="allreduce"``.
+            Workers then exchange and update the touched rows only, not
+            every row of every table.
         threads: Torch intra-op threads per worker (0: its CPUs).
     """
 
@@ -153,10 +162,12 @@ class TrainConfig:
     max_failures: int = 2
     seed: int = 0
     supernet_warmup_steps: int = 0
+    supernet_eval_archs: int = 4
     max_train_rows: int | None = None
     max_eval_rows: int | None = None
     grad_sync: str = "allreduce"
     collective_timeout_s: int = 1800
+    sparse_gradients: bool = True
     threads: int = 0
 
     def __post_init__(self) -> None:
@@ -175,7 +186,13 @@ class TrainConfig:
         self._check_numbers()
 
     def _check_numbers(self) -> None:
-        positive = ("batch_size", "epochs", "log_every", "collective_timeout_s")
+        positive = (
+            "batch_size",
+            "epochs",
+            "log_every",
+            "collective_timeout_s",
+            "supernet_eval_archs",
+        )
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")

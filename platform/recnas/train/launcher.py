@@ -141,14 +141,14 @@ def _report_forwarder(queue: Any) -> Any:
 class _Progress:
     """A progress bar of steps on the driver."""
 
-    def __init__(self, name: str, enabled: bool) -> None:
+    def __init__(self, name: str, enabled: bool | None) -> None:
         from tqdm.auto import tqdm
 
         # disable=None: no bar when the output is not a terminal (logs, CI).
         self.bar = tqdm(
             desc=name,
             unit="step",
-            disable=None if enabled else True,
+            disable=None if enabled is None else not enabled,
             dynamic_ncols=True,
         )
 
@@ -203,7 +203,7 @@ def fit(
     storage: str,
     name: str,
     on_report: Callable[[dict[str, Any]], None] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train ``config`` data-parallel on Ray Train and wait for the result.
 
@@ -216,7 +216,8 @@ def fit(
         on_report: Called on the driver with rank 0's metrics of every report
             (step, train_loss, samples_per_s, val_*, ...; plus worker_pids and
             checkpoint_path when one was saved).
-        progress: Show a progress bar of steps on the driver.
+        progress: A progress bar of steps on the driver: always (True), never
+            (False) or only when stderr is a terminal (None).
 
     Raises:
         ray.train.TrainingFailedError: When the run failed beyond

@@ -17,7 +17,8 @@ unused weights neither stall nor break data-parallel training and are not
 touched by the optimizer. ``grad_sync="ddp"`` uses torch DDP with
 ``find_unused_parameters`` instead.
 
-Every ``log_every`` steps all workers report training loss and samples/s;
+Every ``log_every`` steps all workers report training loss, samples/s and the
+CPU seconds their process has used so far (all its threads);
 evaluations (exact, over the whole split) and checkpoints go into the same
 reports. A restarted worker group resumes from the newest checkpoint: model,
 optimizer, schedule, data position, early-stopping state and history.
@@ -47,7 +48,11 @@ from recnas.train.build import build_model, load_space
 from recnas.train.config import TrainConfig
 from recnas.train.data import DatasetSource, DataSource
 from recnas.train.metrics import batches_of, evaluate
-from recnas.train.optim import make_optimizer, make_schedule
+from recnas.train.optim import (
+    make_optimizer,
+    make_schedule,
+    sparse_rows_exact,
+)
 from recnas.train.session import LocalSession, RaySession, Session
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,15 @@ def step_architecture(space: Any, seed: int, step: int, warmup_steps: int) -> An
     return sample(space, rng)
 
 
+def evaluation_architectures(space: Any, seed: int, count: int) -> list[Any]:
+    """The fixed sampled architectures a supernet is validated on."""
+    from recnas.space.sampling import sample
+
+    return [
+        sample(space, random.Random(f"recnas:{seed}:eval:{i}")) for i in range(count)
+    ]
+
+
 def arch_label(arch: Any) -> str:
     return "full" if arch is None else str(arch.arch_id)
 
@@ -79,16 +93,25 @@ def sync_gradients(params: Iterable[nn.Parameter]) -> None:
     """Average the existing gradients across workers.
 
     Parameters whose ``grad`` is None are skipped; every worker must hold
-    gradients for the same parameters. Small gradients travel in one flat
-    buffer, large ones are reduced in place.
+    gradients for the same parameters. Small dense gradients travel in one
+    flat buffer, large ones are reduced in place; sparse gradients (embedding
+    rows) are gathered from all workers, see :func:`gather_sparse_gradients`.
     """
     if not _grouped():
         return
     world = dist.get_world_size()
-    small, large = [], []
+    small, large, sparse = [], [], []
     for p in params:
-        if p.grad is not None:
-            (small if p.grad.numel() < _COALESCE_NUMEL else large).append(p.grad)
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            sparse.append(p)
+        elif p.grad.numel() < _COALESCE_NUMEL:
+            small.append(p.grad)
+        else:
+            large.append(p.grad)
+    if sparse:
+        gather_sparse_gradients(sparse)
     if small:
         flat = torch.cat([g.reshape(-1) for g in small])
         dist.all_reduce(flat)
@@ -100,6 +123,81 @@ def sync_gradients(params: Iterable[nn.Parameter]) -> None:
     for g in large:
         dist.all_reduce(g)
         g.div_(world)
+
+
+def gather_sparse_gradients(params: list[nn.Parameter]) -> None:
+    """Replace each sparse gradient by the mean of all workers' gradients.
+
+    Every worker sends the rows it touched (indices and values of all tables
+    in two flat buffers, padded to the longest worker's) and builds the same
+    coalesced result from the same gathered data in rank order, so the
+    replicas stay identical. Traffic is the touched rows, not the tables.
+    """
+    world = dist.get_world_size()
+    grads = [p.grad for p in params]
+    if any(g.sparse_dim() != 1 for g in grads):
+        raise AssertionError("sparse gradients must be row-sparse (embeddings)")
+    device = grads[0].device
+    row_width = torch.tensor([g.shape[1:].numel() for g in grads])
+    counts = torch.tensor([g._nnz() for g in grads], device=device)
+    all_counts = [c.cpu() for c in _all_gather(counts, world)]
+    rows = torch.cat([g._indices()[0] for g in grads])
+    values = torch.cat([g._values().reshape(-1) for g in grads])
+    rows = _padded(rows, max(int(c.sum()) for c in all_counts))
+    values = _padded(values, max(int(c @ row_width) for c in all_counts))
+    pieces: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in grads]
+    gathered = zip(_all_gather(rows, world), _all_gather(values, world), strict=True)
+    for n, (rank_rows, rank_values) in zip(all_counts, gathered, strict=True):
+        sizes = (n * row_width).tolist()
+        row_parts = rank_rows[: int(n.sum())].split(n.tolist())
+        value_parts = rank_values[: sum(sizes)].split(sizes)
+        for k, part in enumerate(zip(row_parts, value_parts, strict=True)):
+            pieces[k].append(part)
+    for p, g, parts in zip(params, grads, pieces, strict=True):
+        index = torch.cat([r for r, _ in parts]).unsqueeze(0)
+        value = torch.cat([v for _, v in parts]).reshape(-1, *g.shape[1:])
+        p.grad = torch.sparse_coo_tensor(
+            index, value / world, g.shape, check_invariants=False
+        ).coalesce()
+
+
+def _padded(flat: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.cat([flat, flat.new_zeros(length - len(flat))])
+
+
+def _all_gather(tensor: torch.Tensor, world: int) -> list[torch.Tensor]:
+    out = [torch.empty_like(tensor) for _ in range(world)]
+    dist.all_gather(out, tensor)
+    return out
+
+
+def clip_gradients(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """``clip_grad_norm_`` that also takes sparse gradients (coalesced here, so
+    that repeated rows count once with their summed value)."""
+    dense, values = [], []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            values.append(p.grad._values())
+        else:
+            dense.append(p)
+    total = nn.utils.get_total_norm([p.grad for p in dense] + values)
+    if dense:
+        nn.utils.clip_grads_with_norm_(dense, max_norm, total)
+    if values:
+        scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for v in values:
+            v.mul_(scale)
+    return total
+
+
+def sparse_embeddings(model: nn.Module) -> None:
+    """Switch every embedding table of ``model`` to sparse gradients."""
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+            module.sparse = True
 
 
 def broadcast_weights(model: nn.Module) -> None:
@@ -165,6 +263,7 @@ class WorkerLoop:
                 self.model, find_unused_parameters=True, broadcast_buffers=False
             )
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self._sparse_tables()
         self.optimizer = make_optimizer(
             cfg.optimizer, self.params, cfg.lr, cfg.eps, cfg.weight_decay
         )
@@ -179,6 +278,17 @@ class WorkerLoop:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         self.schedule = make_schedule(self.optimizer, cfg, self.total_steps)
+
+    def _sparse_tables(self) -> None:
+        """Switch the embedding tables to sparse gradients where that leaves
+        the update exact and the gradient sync is ours (not torch DDP)."""
+        cfg = self.config
+        if (
+            cfg.sparse_gradients
+            and cfg.grad_sync == "allreduce"
+            and sparse_rows_exact(cfg.optimizer, cfg.weight_decay)
+        ):
+            sparse_embeddings(self.model)
 
     def _init_state(self) -> None:
         self.position = ckpt.Position(
@@ -288,7 +398,7 @@ class WorkerLoop:
         if self.net is self.model:
             sync_gradients(self.params)
         if self.config.clip_norm:
-            nn.utils.clip_grad_norm_(self.params, self.config.clip_norm)
+            clip_gradients(self.params, self.config.clip_norm)
         self.optimizer.step()
         self.schedule.step()
         return loss.detach()
@@ -391,6 +501,7 @@ class WorkerLoop:
             "resumed_from": self.resumed_from,
             "starts": self.starts,
             "pid": os.getpid(),
+            "process_cpu_s": time.process_time(),
         }
         if self.space is not None:
             metrics["arch_digest"] = self.interval_archs.hexdigest()[:12]
@@ -404,6 +515,7 @@ class WorkerLoop:
         if value < self.best["val_logloss"]:
             self.best = {
                 "val_logloss": value,
+                "val_auc": scores["auc"],
                 "step": self.position.step,
                 "epoch": self.position.epoch,
             }
@@ -425,18 +537,36 @@ class WorkerLoop:
         }
 
     def score(self, split: str) -> dict[str, float]:
-        """Exact metrics over the whole split, gathered from all workers."""
-        return evaluate(
-            self.model,
-            self.data.evaluation(split, self.rank, self.world),
-            device=self.device,
-            autocast_dtype=self.autocast,
-        )
+        """Exact metrics over the whole split, gathered from all workers; for a
+        supernet, their mean over its evaluation architectures."""
+        cfg = self.config
+        archs = [None]
+        if self.space is not None:
+            archs = evaluation_architectures(
+                self.space, cfg.seed, cfg.supernet_eval_archs
+            )
+        runs = [
+            evaluate(
+                self.model,
+                self.data.evaluation(split, self.rank, self.world),
+                arch=arch,
+                device=self.device,
+                autocast_dtype=self.autocast,
+            )
+            for arch in archs
+        ]
+        mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("logloss", "auc")}
+        return {**mean, "rows": runs[0]["rows"]}
 
     def _finish(self) -> dict[str, Any]:
         metrics = self.pending if self.pending is not None else self._train_metrics()
         if self.best_weights is not None:
+            # The kept model is the best one: report its validation scores.
             self.model.load_state_dict(self.best_weights)
+            metrics.update(
+                val_logloss=self.best["val_logloss"],
+                val_auc=self.best.get("val_auc", metrics.get("val_auc")),
+            )
         if self.config.test_split:
             scores = self.score(self.config.test_split)
             metrics.update(
