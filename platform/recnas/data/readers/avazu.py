@@ -25,6 +25,7 @@ from recnas.data.readers.base import (
     RowFile,
     days_from_civil,
     expand_inputs,
+    first_data_line,
     ids,
     label_array,
     valid_dates,
@@ -63,12 +64,14 @@ class AvazuReader(Reader):
     name = "avazu"
 
     def plan(self, inputs: list[str]) -> Plan:
-        files = [
-            RowFile(
-                src, COLUMNS, ",", header=True, layout="csv", expected_header=HEADER
+        files = []
+        for src in expand_inputs(inputs):
+            first_data_line(src)  # an unreadable file fails here, named
+            files.append(
+                RowFile(
+                    src, COLUMNS, ",", header=True, layout="csv", expected_header=HEADER
+                )
             )
-            for src in expand_inputs(inputs)
-        ]
         features = FeatureDefs(
             dense=(),
             counts=(("device_ip_count", "device_ip"), ("device_id_count", "device_id")),

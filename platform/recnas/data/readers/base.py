@@ -18,20 +18,37 @@ known; dense counts (``FeatureDefs.counts``) are filled in then as well.
 from __future__ import annotations
 
 import logging
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from recnas.data import storage
 from recnas.data.fields import Column, Rows
-from recnas.data.textio import Source, open_stream
+from recnas.data.textio import Source, first_line, open_stream
 
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
+T = TypeVar("T")
+# What reading a broken file can raise: zip and gzip damage, a missing zip
+# member, an encrypted or unsupported zip, a truncated stream, I/O failures.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    pa.ArrowException,
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,23 @@ class FeatureDefs:
         return tuple(name for name, multi in self.sparse if multi)
 
 
+@dataclass(frozen=True)
+class SideReject:
+    """A line of a side file (a table joined onto the rows) that was left out.
+
+    Attributes:
+        source: The file's name as in messages (``archive.zip!member`` in a zip).
+        line: Line number in the file, 1-based.
+        reason: One of :data:`recnas.data.fields.REASONS`.
+        text: The line's text.
+    """
+
+    source: str
+    line: int
+    reason: str
+    text: str
+
+
 @dataclass
 class Plan:
     """What a reader found in the inputs.
@@ -97,6 +131,8 @@ class Plan:
         context: Side tables every task needs (picklable).
         side_files: Other inputs that were read (``{uri, bytes}``).
         details: Reader facts for ``meta.json`` (variant, layouts, ...).
+        side_rejects: Lines of side files that were left out, with the reason
+            (to be counted and reported like rejected rows).
     """
 
     files: list[RowFile]
@@ -104,6 +140,7 @@ class Plan:
     context: Any = None
     side_files: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    side_rejects: list[SideReject] = field(default_factory=list)
 
 
 class Reader(ABC):
@@ -129,7 +166,12 @@ class Reader(ABC):
 
 
 def expand_inputs(inputs: list[str]) -> list[Source]:
-    """Input URIs as sources: folders list their files, zips their members."""
+    """Input URIs as sources: folders list their files, zips their members.
+
+    Raises:
+        ValueError: For a missing input, an empty folder, and a zip archive
+            that is damaged or holds no files.
+    """
     if not inputs:
         raise ValueError("no input files given: name at least one raw file or folder")
     sources: list[Source] = []
@@ -140,41 +182,163 @@ def expand_inputs(inputs: list[str]) -> list[Source]:
             files = storage.list_files(uri)
             if not files:
                 raise ValueError(f"input folder {uri!r} holds no files")
-            sources.extend(_file_sources(f) for f in files)
+            for f in files:
+                sources.extend(_file_sources(f))
         else:
-            sources.append(_file_sources(uri))
-    return [
-        s for group in sources for s in (group if isinstance(group, list) else [group])
-    ]
+            sources.extend(_file_sources(uri))
+    return sources
 
 
-def _file_sources(uri: str) -> Source | list[Source]:
+def _file_sources(uri: str) -> list[Source]:
     size = storage.size(uri)
     if not uri.endswith(".zip"):
-        return Source(uri, size)
-    import zipfile
-
+        return [Source(uri, size)]
     fs, path = storage.resolve(uri)
-    with zipfile.ZipFile(fs.open_input_file(path)) as archive:
-        members = [i.filename for i in archive.infolist() if not i.is_dir()]
+    try:
+        with (
+            fs.open_input_file(path) as f,
+            zipfile.ZipFile(_ZipInput(f)) as archive,
+        ):
+            members = [i.filename for i in archive.infolist() if not i.is_dir()]
+    except _READ_ERRORS as err:
+        raise ValueError(
+            f"{storage.basename(uri)}: not a readable zip archive ({size} bytes: "
+            f"{_describe(err)}); download it again or give the unpacked files"
+        ) from err
+    if not members:
+        raise ValueError(f"{storage.basename(uri)}: the zip archive holds no files")
     return [Source(uri, size, member=m) for m in sorted(members)]
 
 
+class _ZipInput:
+    """A pyarrow file as :mod:`zipfile` expects it.
+
+    A seek before the start raises OSError, as it does on a Python file
+    (pyarrow raises ArrowInvalid, which zipfile does not catch).
+    """
+
+    def __init__(self, f: Any):
+        self._f = f
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._f.seek(offset, whence)
+        except pa.ArrowInvalid as err:
+            raise OSError(str(err)) from err
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip() or "no details"
+    return f"{type(err).__name__}: {text}"
+
+
+def read_error(src: Source, err: BaseException) -> ValueError:
+    """A user error for a source whose bytes cannot be read or decompressed."""
+    where = src.name
+    if src.member:
+        where = f"member {src.member!r} of {storage.basename(src.uri)}"
+    return ValueError(
+        f"{where}: cannot read the file ({_describe(err)}); it is damaged, "
+        "truncated or not in the format its name says: replace it"
+    )
+
+
+def checked_reads(src: Source, items: Iterator[T]) -> Iterator[T]:
+    """The items of an iterator that reads ``src`` (such as its line blocks).
+
+    Raises:
+        ValueError: Naming the file (and zip member) when reading fails, for
+            example on a truncated gzip stream.
+    """
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except _READ_ERRORS as err:
+            raise read_error(src, err) from err
+        yield item
+
+
 def read_source(src: Source) -> bytes:
-    """All decompressed bytes of a (small) side file."""
-    with open_stream(src) as stream:
-        return stream.read()
+    """All decompressed bytes of a (small) side file.
+
+    Raises:
+        ValueError: Naming the file (and zip member) when it cannot be read.
+    """
+    try:
+        with open_stream(src) as stream:
+            return stream.read()
+    except _READ_ERRORS as err:
+        raise read_error(src, err) from err
+
+
+def head_line(src: Source) -> bytes:
+    """The first line of a source (see :func:`textio.first_line`), checked."""
+    try:
+        return first_line(src)
+    except _READ_ERRORS as err:
+        raise read_error(src, err) from err
 
 
 def first_data_line(src: Source, limit: int = 1 << 20) -> str:
-    """The first line of a source that is not blank ('' if none in ``limit`` bytes)."""
-    with open_stream(src) as stream:
-        head = stream.read(limit)
+    """The first line of a source that is not blank ('' if none in ``limit`` bytes).
+
+    Raises:
+        ValueError: Naming the file (and zip member) when it cannot be read.
+    """
+    try:
+        with open_stream(src) as stream:
+            head = stream.read(limit)
+    except _READ_ERRORS as err:
+        raise read_error(src, err) from err
     for line in head.split(b"\n"):
         text = line.rstrip(b"\r").decode("utf-8", "replace")
         if text.strip():
             return text
     return ""
+
+
+def decode_text(src: Source, data: bytes, encoding: str = "utf-8") -> str:
+    """Text of a side file, strictly decoded.
+
+    Raises:
+        ValueError: Naming the file and the line of the first undecodable byte.
+    """
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        start = data.rfind(b"\n", 0, err.start) + 1
+        end = data.find(b"\n", err.start)
+        text = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
+        raise ValueError(
+            f"{src.name} line {line}: not valid {encoding} text "
+            f"({text.decode(encoding, 'replace')[:200]!r}); save the file as "
+            f"{encoding}"
+        ) from err
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a text with their 1-based line numbers.
+
+    Lines end with LF or CRLF; other characters that :meth:`str.splitlines`
+    would break on stay inside the line.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield number, line
+
+
+def line_error(src: Source, line: int, problem: str, text: str) -> ValueError:
+    """A user error naming a side file's line, what is wrong and the line's text."""
+    return ValueError(
+        f"{src.name} line {line}: {problem}: {text[:200]!r}; fix or remove the line"
+    )
 
 
 def source_record(src: Source) -> dict[str, Any]:

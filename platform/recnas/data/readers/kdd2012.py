@@ -8,8 +8,11 @@ Row files: ``training.txt`` (tab-separated, 12 fields, no header: ``Click``,
 
 The user table (``userid_profile.txt``, or ``user.txt``: ``UserID``,
 ``Gender``, ``Age``, tab-separated) is joined on ``UserID``; an unknown user
-has missing gender and age. The token files (query, keyword, title,
-description) are not used. Dense: ``Impression``, ``Depth``, ``Position``.
+has missing gender and age. A line of the user table with the wrong field
+count, a malformed number or an empty or repeated ``UserID`` is left out and
+reported with the reason in :attr:`Plan.side_rejects`; a user table with no
+usable line is an error. The token files (query, keyword, title, description)
+are not used. Dense: ``Impression``, ``Depth``, ``Position``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from recnas.data.fields import Column, Rows
+from recnas.data.fields import REASONS, Column, Rows, fields_reason, parse_rows
 from recnas.data.readers.base import (
     FeatureDefs,
     Plan,
     Reader,
     RowFile,
+    SideReject,
     expand_inputs,
     first_data_line,
     ids,
@@ -66,15 +70,23 @@ _TOKEN_FILES = (
     "description",
     "purchasedkeywordid_tokensid",
 )
+_USER_COLUMNS = (
+    Column("UserID", "uint"),
+    Column("Gender", "uint"),
+    Column("Age", "uint"),
+)
+_SHOWN_REJECTS = 5
 
 
 @dataclass
 class Users:
-    """The user table, sorted by id."""
+    """The user table, sorted by id; the masks mark an empty gender or age."""
 
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     gender: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     age: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    gender_missing: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    age_missing: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 class Kdd2012Reader(Reader):
@@ -83,12 +95,17 @@ class Kdd2012Reader(Reader):
     name = "kdd2012"
 
     def plan(self, inputs: list[str]) -> Plan:
-        files, users, side = [], Users(), []
+        files, users, side, rejects = [], Users(), [], []
         for src in expand_inputs(inputs):
             name = src.plain_name.lower()
             stem = name.rsplit(".", 1)[0]
             if stem in ("userid_profile", "user"):
-                users = _load_users(read_source(src))
+                if side:
+                    raise ValueError(
+                        f"kdd2012: give one user table, not {side[0]['uri']} and "
+                        f"{src.name}"
+                    )
+                users, rejects = load_users(src)
                 side.append(source_record(src))
             elif stem.split("_")[0] in _TOKEN_FILES or stem in _TOKEN_FILES:
                 logger.info("kdd2012: not used: %s", src.name)
@@ -101,7 +118,7 @@ class Kdd2012Reader(Reader):
                 "kdd2012: no userid_profile.txt given: gender and age missing"
             )
         features = FeatureDefs(dense=DENSE, sparse=tuple((n, False) for n in SPARSE))
-        return Plan(files, features, users, side)
+        return Plan(files, features, users, side, side_rejects=rejects)
 
     def _row_file(self, src: Source) -> RowFile:
         line = first_data_line(src)
@@ -140,14 +157,78 @@ class Kdd2012Reader(Reader):
         return out
 
 
-def _load_users(data: bytes) -> Users:
-    rows = [line.split("\t") for line in data.decode("utf-8", "replace").splitlines()]
-    rows = [r for r in rows if len(r) == 3 and all(x.strip().isdigit() for x in r)]
-    rows.sort(key=lambda r: int(r[0]))
-    table = np.array([[int(x) for x in r] for r in rows], dtype=np.uint64).reshape(
-        -1, 3
+def load_users(src: Source) -> tuple[Users, list[SideReject]]:
+    """The user table of ``src`` and the lines left out of it.
+
+    Lines are parsed and checked like row files (``UserID``, ``Gender`` and
+    ``Age``, tab-separated, decimal): a line with the wrong field count, a
+    malformed number or no ``UserID`` is left out, as is a later line of a
+    ``UserID`` already given; an empty ``Gender`` or ``Age`` is missing.
+
+    Raises:
+        ValueError: If the file cannot be read or holds no usable line.
+    """
+    data = read_source(src)
+    if not data.strip():
+        raise ValueError(
+            f"kdd2012: the user table {src.name} is empty; give userid_profile.txt "
+            "with UserID, Gender and Age per line, or leave it out"
+        )
+    rows = parse_rows(data, list(_USER_COLUMNS), "\t")
+    texts = data.split(b"\n")
+    parsed = rows.parsed
+    found = [
+        (int(line), fields_reason(text))
+        for line, text in zip(parsed.bad_lines.tolist(), parsed.bad_texts, strict=True)
+    ]
+    user = rows.values["UserID"]
+    rows.reject(user.is_null().to_numpy(zero_copy_only=False), "sparse_id")
+    good = np.flatnonzero(rows.reasons == 0)
+    raw = user.fill_null(0).to_numpy(zero_copy_only=False)[good]
+    order = np.argsort(raw, kind="stable")
+    sorted_ids = raw[order]
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] = sorted_ids[1:] == sorted_ids[:-1]
+    rows.reasons[good[order[repeated]]] = REASONS.index("sparse_id") + 1
+    bad = np.flatnonzero(rows.reasons != 0)
+    found += [(int(rows.lines[i]), REASONS[rows.reasons[i] - 1]) for i in bad.tolist()]
+    rejects = [
+        SideReject(src.name, line + 1, reason, _text(texts, line))
+        for line, reason in sorted(found)
+    ]
+    keep = order[~repeated]
+    if len(keep) == 0:
+        shown = "; ".join(
+            f"line {r.line}: {r.reason}" for r in rejects[:_SHOWN_REJECTS]
+        )
+        raise ValueError(
+            f"kdd2012: no usable line in the user table {src.name} ({shown}); "
+            "expected UserID, Gender and Age, tab-separated"
+        )
+    if rejects:
+        logger.warning(
+            "kdd2012: %d line(s) of %s left out of the user table (first: %s)",
+            len(rejects),
+            src.name,
+            "; ".join(f"line {r.line}: {r.reason}" for r in rejects[:_SHOWN_REJECTS]),
+        )
+    kept = pa.array(good[keep])
+    gender = rows.values["Gender"].take(kept)
+    age = rows.values["Age"].take(kept)
+    users = Users(
+        raw[keep].astype(np.uint64),
+        gender.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64),
+        age.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64),
+        gender.is_null().to_numpy(zero_copy_only=False),
+        age.is_null().to_numpy(zero_copy_only=False),
     )
-    return Users(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
+    return users, rejects
+
+
+def _text(texts: list[bytes], line: int) -> str:
+    if line >= len(texts):
+        return ""
+    return texts[line].rstrip(b"\r").decode("utf-8", "replace")
 
 
 def _join_users(user: pa.Array, users: Users) -> dict[str, pa.Array]:
@@ -161,6 +242,6 @@ def _join_users(user: pa.Array, users: Users) -> dict[str, pa.Array]:
     pos = np.minimum(np.searchsorted(users.ids, raw), len(users.ids) - 1)
     found = (users.ids[pos] == raw) & ~user.is_null().to_numpy(zero_copy_only=False)
     return {
-        "Gender": ids(users.gender[pos], mask=~found),
-        "Age": ids(users.age[pos], mask=~found),
+        "Gender": ids(users.gender[pos], mask=~found | users.gender_missing[pos]),
+        "Age": ids(users.age[pos], mask=~found | users.age_missing[pos]),
     }

@@ -22,6 +22,7 @@ title,genres`` followed by the user columns.
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import re
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from recnas.data.fields import Column, Rows, hash_strings, plain, stable_hash
 from recnas.data.readers.base import (
@@ -39,17 +39,27 @@ from recnas.data.readers.base import (
     Plan,
     Reader,
     RowFile,
+    decode_text,
     expand_inputs,
+    head_line,
     hour_and_weekday,
     ids,
+    line_error,
     read_source,
     source_record,
+    text_lines,
 )
-from recnas.data.textio import Source, first_line
+from recnas.data.textio import Source
 
 logger = logging.getLogger(__name__)
 
 _YEAR_RE = re.compile(r"\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
+# A title ending in parentheses that hold digits means to give a year.
+_YEARISH_RE = re.compile(r"\(([\dxX?\-\u2013 ]*\d[\dxX?\-\u2013 ]*)\)\s*$")
+_DATE_RE = re.compile(r"^\d{1,2}-[A-Za-z]{3}-(\d{4})$")
+MIN_YEAR, MAX_YEAR = 1800, 2100
+_100K_ITEM_FIELDS = 5 + 19
+_USER_FIELDS = 5
 _100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -60,7 +70,8 @@ _USER_FEATURES = ("gender", "age", "occupation", "zip")
 _JOINED_HEADER = "user_id,movie_id,rating,timestamp,title,genres"
 _IGNORED = re.compile(
     r"^(tags\.csv|links\.csv|genome-.*|readme.*|u\.info|u\.occupation|u\.genre|"
-    r"allbut\.pl|mku\.sh|notice|license.*|.*\.txt|.*\.md)$",
+    r"allbut\.pl|mku\.sh|split_ratings\.sh|tags\.dat|notice|license.*|.*\.txt|"
+    r".*\.md|.*\.html)$",
     re.IGNORECASE,
 )
 
@@ -97,7 +108,7 @@ def _role(src: Source) -> str:
         return "100k_movies"
     if lower == "u.user":
         return "100k_users"
-    head = first_line(src).decode("utf-8", "replace").lower()
+    head = head_line(src).decode("utf-8", "replace").lower()
     if head.startswith(_JOINED_HEADER):
         return "joined_ratings"
     if _IGNORED.match(lower):
@@ -139,10 +150,20 @@ class MovieLensReader(Reader):
         side_files = []
         for role in (f"{variant}_movies", f"{variant}_users"):
             for src in roles.get(role, []):
-                _load_side(side, role, read_source(src))
+                _load_side(side, role, src)
                 side_files.append(source_record(src))
         if variant != "joined" and f"{variant}_movies" not in roles:
             logger.warning("movielens: no movies file given: genres and year missing")
+        if variant in ("1m", "100k") and f"{variant}_users" not in roles:
+            logger.warning(
+                "movielens: no users file given: %s missing", ", ".join(_USER_FEATURES)
+            )
+        for role in (f"{variant}_movies", f"{variant}_users"):
+            if len(roles.get(role, [])) > 1:
+                raise ValueError(
+                    f"movielens: give one {role.split('_')[1]} file, not "
+                    + ", ".join(s.name for s in roles[role])
+                )
         has_users = variant in ("1m", "100k", "joined")
         files = [_row_file(src, variant) for src in roles[ratings[0]]]
         sparse = [("user", False), ("movie", False), ("genres", True), ("year", False)]
@@ -173,7 +194,7 @@ class MovieLensReader(Reader):
             "_time": seconds.astype(np.int64),
         }
         if file.layout == "joined":
-            out.update(_joined_columns(v))
+            out.update(_joined_columns(v, rows))
         else:
             out.update(_movie_columns(v["movie"], context))
             if file.layout in ("1m", "100k"):
@@ -182,6 +203,7 @@ class MovieLensReader(Reader):
 
 
 def _row_file(src: Source, variant: str) -> RowFile:
+    head_line(src)  # an unreadable file fails here, named
     if variant == "latest":
         cols = [("user", "int"), ("movie", "int"), ("rating", "rating")]
         cols.append(("timestamp", "time"))
@@ -203,7 +225,7 @@ def _row_file(src: Source, variant: str) -> RowFile:
         cols = [("user", "int"), ("movie", "int"), ("rating", "rating")]
         cols.append(("timestamp", "time"))
         return RowFile(src, _columns(cols), "\t", layout="100k")
-    head = first_line(src).decode("utf-8", "replace").lower().split(",")
+    head = head_line(src).decode("utf-8", "replace").lower().split(",")
     kinds = {
         "user_id": "int",
         "movie_id": "int",
@@ -229,85 +251,184 @@ def _columns(pairs: list[tuple[str, str]]) -> tuple[Column, ...]:
 
 
 def release_year(title: str, date: str = "") -> int | None:
-    """Release year from a title ending in "(1995)", else from a date's year."""
-    match = _YEAR_RE.search(title.strip())
+    """Release year from a title ending in "(1995)", else from a date's year.
+
+    Raises:
+        ValueError: For a year outside 1800-2100, a title ending in
+            parentheses that hold a malformed year (such as "(19x5)"), or a
+            date not like "01-Jan-1995".
+    """
+    title = title.strip()
+    match = _YEAR_RE.search(title)
     if match:
-        return int(match.group(1))
-    tail = date.strip()[-4:]
-    return int(tail) if tail.isdigit() else None
+        return _checked_year(int(match.group(1)))
+    odd = _YEARISH_RE.search(title)
+    if odd:
+        raise ValueError(f"malformed release year ({odd.group(1)}) in the title")
+    date = date.strip()
+    if not date:
+        return None
+    dated = _DATE_RE.match(date)
+    if not dated:
+        raise ValueError(f"release date {date!r} is not like 01-Jan-1995")
+    return _checked_year(int(dated.group(1)))
+
+
+def _checked_year(year: int) -> int:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"release year {year} outside {MIN_YEAR}-{MAX_YEAR}")
+    return year
 
 
 def _genre_ids(names: list[str]) -> list[int]:
     return [stable_hash(g) for g in names if g and g != _NO_GENRES]
 
 
-def _load_side(side: SideTables, role: str, data: bytes) -> None:
+def _id(src: Source, line: int, text: str, what: str, value: str) -> int:
+    value = value.strip()
+    if not value.isdigit() or not value.isascii():
+        raise line_error(src, line, f"{what} {value!r} is not a whole number", text)
+    return int(value)
+
+
+def _year(src: Source, line: int, text: str, title: str, date: str = "") -> int:
+    try:
+        return release_year(title, date) or 0
+    except ValueError as err:
+        raise line_error(src, line, str(err), text) from None
+
+
+def _fields(src: Source, line: int, text: str, sep: str, count: int) -> list[str]:
+    parts = text.split(sep)
+    if len(parts) != count:
+        raise line_error(
+            src, line, f"{len(parts)} {sep!r}-separated fields, expected {count}", text
+        )
+    return parts
+
+
+def _load_side(side: SideTables, role: str, src: Source) -> None:
+    """Loads a movies or users file into ``side``.
+
+    Raises:
+        ValueError: Naming the file (and zip member) and the line, for an
+            unreadable file, a line with the wrong number of fields, a bad id,
+            age or year, or an id given twice.
+    """
+    data = read_source(src)
     if role == "latest_movies":
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"movieId": pa.uint64(), "title": pa.string()},
-                include_columns=["movieId", "title", "genres"],
-            ),
-        )
-        rows = zip(
-            table["movieId"].to_pylist(),
-            table["title"].to_pylist(),
-            table["genres"].to_pylist(),
-            strict=True,
-        )
-        movies = [
-            (m, release_year(t or ""), _genre_ids((g or "").split("|")))
-            for m, t, g in rows
-        ]
+        movies = _latest_movies(src, decode_text(src, data, "utf-8"))
     elif role == "1m_movies":
         movies = []
-        for line in data.decode("latin-1").splitlines():
-            if line.strip():
-                movie, title, genres = line.split("::", 2)
-                movies.append(
-                    (int(movie), release_year(title), _genre_ids(genres.split("|")))
+        for line, text in text_lines(data.decode("latin-1")):
+            parts = text.split("::", 2)
+            if len(parts) != 3:
+                raise line_error(
+                    src, line, "expected MovieID::Title::Genres (3 fields)", text
                 )
+            movie = _id(src, line, text, "MovieID", parts[0])
+            year = _year(src, line, text, parts[1])
+            movies.append((line, movie, year, _genre_ids(parts[2].split("|"))))
     elif role == "100k_movies":
         movies = []
-        for line in data.decode("latin-1").splitlines():
-            if line.strip():
-                f = line.split("|")
-                flags = [
-                    g for g, on in zip(_100K_GENRES, f[5:], strict=False) if on == "1"
-                ]
-                movies.append((int(f[0]), release_year(f[1], f[2]), _genre_ids(flags)))
+        for line, text in text_lines(data.decode("latin-1")):
+            f = _fields(src, line, text, "|", _100K_ITEM_FIELDS)
+            flags = f[5:]
+            if any(on not in ("0", "1") for on in flags):
+                raise line_error(src, line, "genre flags must be 0 or 1", text)
+            names = [g for g, on in zip(_100K_GENRES, flags, strict=True) if on == "1"]
+            movie = _id(src, line, text, "movie id", f[0])
+            year = _year(src, line, text, f[1], f[2])
+            movies.append((line, movie, year, _genre_ids(names)))
     else:
-        _load_users(side, role, data)
+        _load_users(side, role, src, data)
         return
-    movies.sort(key=lambda m: m[0])
-    side.movie_ids = np.array([m[0] for m in movies], dtype=np.uint64)
-    side.years = np.array(
-        [m[1] if m[1] is not None else 0 for m in movies], dtype=np.uint64
-    )
-    side.genres = pa.array([m[2] for m in movies], type=pa.list_(pa.uint64()))
+    if not movies:
+        raise ValueError(f"movielens: {src.name} holds no movies")
+    movies.sort(key=lambda m: m[1])
+    _check_unique(src, [(m[0], m[1]) for m in movies], "movie id")
+    side.movie_ids = np.array([m[1] for m in movies], dtype=np.uint64)
+    side.years = np.array([m[2] for m in movies], dtype=np.uint64)
+    side.genres = pa.array([m[3] for m in movies], type=pa.list_(pa.uint64()))
 
 
-def _load_users(side: SideTables, role: str, data: bytes) -> None:
+def _latest_movies(src: Source, text: str) -> list[tuple[int, int, int, list[int]]]:
+    """``movies.csv`` of ml-latest: ``movieId,title,genres`` with a header."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1
+    try:
+        header = next(reader, [])
+        names = [h.strip() for h in header]
+        missing = [c for c in ("movieId", "title", "genres") if c not in names]
+        if missing:
+            raise line_error(
+                src,
+                1,
+                f"the header lacks {', '.join(missing)} (expected "
+                "movieId,title,genres)",
+                ",".join(header),
+            )
+        at = {name: names.index(name) for name in ("movieId", "title", "genres")}
+        movies = []
+        line = reader.line_num + 1
+        for record in reader:
+            if not record or not "".join(record).strip():
+                line = reader.line_num + 1
+                continue
+            raw = ",".join(record)
+            if len(record) != len(header):
+                raise line_error(
+                    src,
+                    line,
+                    f"{len(record)} fields, the header has {len(header)}",
+                    raw,
+                )
+            movie = _id(src, line, raw, "movieId", record[at["movieId"]])
+            year = _year(src, line, raw, record[at["title"]])
+            genres = _genre_ids(record[at["genres"]].split("|"))
+            movies.append((line, movie, year, genres))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise ValueError(
+            f"{src.name} line {line}: malformed CSV ({err}); check its quotes"
+        ) from None
+    return movies
+
+
+def _check_unique(src: Source, keyed: list[tuple[int, int]], what: str) -> None:
+    """Raises for an id given twice; ``keyed`` holds (line, id) sorted by id."""
+    for (line_a, a), (line_b, b) in zip(keyed, keyed[1:], strict=False):
+        if a == b:
+            first, second = sorted((line_a, line_b))
+            raise ValueError(
+                f"{src.name} line {second}: {what} {a} was given already on line "
+                f"{first}; remove one of the two lines"
+            )
+
+
+def _load_users(side: SideTables, role: str, src: Source, data: bytes) -> None:
     if role == "1m_users":
         # UserID::Gender::Age::Occupation::Zip-code
-        records = [
-            line.split("::") for line in data.decode("latin-1").splitlines() if line
-        ]
-        user_col, gender, age, occ, zip_code = 0, 1, 2, 3, 4
+        sep, user_col, gender, age, occ, zip_code = "::", 0, 1, 2, 3, 4
     else:
         # user id | age | gender | occupation | zip code
-        records = [
-            line.split("|") for line in data.decode("latin-1").splitlines() if line
-        ]
-        user_col, age, gender, occ, zip_code = 0, 1, 2, 3, 4
-    records.sort(key=lambda r: int(r[user_col]))
-    side.user_ids = np.array([int(r[user_col]) for r in records], dtype=np.uint64)
+        sep, user_col, age, gender, occ, zip_code = "|", 0, 1, 2, 3, 4
+    records = []
+    for line, text in text_lines(data.decode("latin-1")):
+        f = _fields(src, line, text, sep, _USER_FIELDS)
+        user = _id(src, line, text, "user id", f[user_col])
+        years = _id(src, line, text, "age", f[age])
+        records.append((line, user, f[gender], years, f[occ], f[zip_code]))
+    if not records:
+        raise ValueError(f"movielens: {src.name} holds no users")
+    records.sort(key=lambda r: r[1])
+    _check_unique(src, [(r[0], r[1]) for r in records], "user id")
+    side.user_ids = np.array([r[1] for r in records], dtype=np.uint64)
     side.users = {
-        "gender": np.array([stable_hash(r[gender]) for r in records], dtype=np.uint64),
-        "age": np.array([int(r[age]) for r in records], dtype=np.uint64),
-        "occupation": np.array([stable_hash(r[occ]) for r in records], dtype=np.uint64),
-        "zip": np.array([stable_hash(r[zip_code]) for r in records], dtype=np.uint64),
+        "gender": np.array([stable_hash(r[2]) for r in records], dtype=np.uint64),
+        "age": np.array([r[3] for r in records], dtype=np.uint64),
+        "occupation": np.array([stable_hash(r[4]) for r in records], dtype=np.uint64),
+        "zip": np.array([stable_hash(r[5]) for r in records], dtype=np.uint64),
     }
 
 
@@ -344,9 +465,17 @@ def _user_columns(user: pa.Array, side: SideTables) -> dict[str, Any]:
     return out
 
 
-def _joined_columns(v: dict[str, pa.Array]) -> dict[str, Any]:
+def _joined_columns(v: dict[str, pa.Array], rows: Rows) -> dict[str, Any]:
     titles = v["title"].fill_null("").to_pylist()
-    years = np.array([release_year(t) or 0 for t in titles], dtype=np.uint64)
+    years = np.zeros(len(titles), dtype=np.uint64)
+    bad = np.zeros(len(titles), dtype=bool)
+    for i, title in enumerate(titles):
+        try:
+            years[i] = release_year(title) or 0
+        except ValueError:
+            bad[i] = True
+    # A malformed year in the title is a bad id of the ``year`` feature.
+    rows.reject(bad, "sparse_id")
     names = pc.split_pattern(v["genres"].fill_null(""), "|")
     flat = pc.list_flatten(names)
     keep = pc.and_(pc.not_equal(flat, ""), pc.not_equal(flat, _NO_GENRES))
