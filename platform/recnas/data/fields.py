@@ -22,16 +22,38 @@ uint64>``): each distinct text is hashed once. Ids of the ``hex`` kind come
 back dictionary-encoded too, unless the caller asks for them plain (decoded
 row by row, which is cheaper when nothing needs the distinct values).
 
+The rule for the text of a field, the same whichever way a block is parsed:
+
+- fields of the numeric kinds (``label01``, ``count``, ``rating``, ``time``,
+  ``number``, ``int``, ``uint``) ignore spaces and tabs around the value;
+  a field that holds nothing else is empty;
+- an integer is decimal digits with an optional sign (``+`` or ``-``) and any
+  number of leading zeros: ``01``, `` 1`` and ``+1`` are the label 1, ``-0``
+  is 0; it must lie in the kind's range (int64; ``uint``: 0..2**64-1;
+  ``label01``: 0 or 1; ``count``: >= 0). Hexadecimal (``0x1f``) is not an
+  integer;
+- a decimal number is ``[+-]digits[.digits][e[+-]digits]`` (``5``, ``+5``,
+  ``.5``, ``5.``, ``1e3``) and must be finite;
+- ids of the ``hex``, ``str`` and ``text`` kinds are taken as they are.
+
 A block is first parsed with these types straight from pyarrow's CSV reader
 (the fast path, in internal blocks of ``PARSE_BLOCK`` bytes: one reader block
-per call would be more than twice as slow); a block with a value pyarrow
-cannot convert is parsed again as strings and checked column by column, so
-one bad value rejects one row, not the block.
+per call would be more than twice as slow). pyarrow's conversion accepts a
+subset of what the rule accepts, with the same values, except hexadecimal
+integers: a block holding ``0x`` or ``0X`` skips the fast path when it has an
+integer column. A block with a value pyarrow cannot convert, or with a row to
+reject, is parsed again as strings and checked column by column against the
+rule (the strict path), so one bad value rejects one row, not the block.
+
+Lines end with LF or CRLF. A carriage return anywhere else in a line (which
+pyarrow would take for a line end) rejects that line as ``carriage_return``,
+with its own line number.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -64,7 +86,11 @@ REASONS = (
     "dense_value",
     "sparse_id",
     "time_value",
+    "carriage_return",
 )
+_INT_KINDS = frozenset({"label01", "count", "time", "int", "uint"})
+_TRIM = " \t"
+_INT_RE = r"^[+-]?[0-9]+$"
 _FAST_TYPES = {
     "label01": pa.int8(),
     "count": pa.int64(),
@@ -77,7 +103,6 @@ _FAST_TYPES = {
     "str": pa.dictionary(pa.int32(), pa.string()),
 }
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_UINT_RE = r"^[0-9]{1,20}$"
 _HEX_LUT = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX_LUT[_c] = _i
@@ -143,6 +168,7 @@ def parse_rows(
     delimiter: str,
     quoted: bool = False,
     plain: Collection[str] = (),
+    strict: bool = False,
 ) -> Rows:
     """Parses and checks a block of lines against its column kinds.
 
@@ -153,22 +179,100 @@ def parse_rows(
         quoted: Whether fields may be double-quoted.
         plain: Names of ``hex`` columns to return as plain uint64 (with nulls)
             instead of dictionary-encoded.
+        strict: Skip the fast path (the result is the same, only slower).
     """
-    try:
-        parsed = _parse_fast(data, columns, delimiter, quoted)
-        reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
-        rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, False)
-        _check_fast(rows, columns, plain)
-        if not rows.reasons.any():
-            return rows
-    except pa.ArrowInvalid:
-        pass
+    stray = _stray_carriage_returns(data)
+    if stray is not None:
+        data = stray.data
+    if data and not strict and _fast_allowed(data, columns):
+        try:
+            parsed = _parse_fast(data, columns, delimiter, quoted)
+            reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
+            rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, False)
+            _check_fast(rows, columns, plain)
+            if not rows.reasons.any():
+                return _restore_lines(rows, stray)
+        except pa.ArrowInvalid:
+            pass
     # Some value is bad: parse as strings so that each row is judged alone and
     # rejected rows keep their text.
-    parsed = parse_block(data, [c.name for c in columns], delimiter, quoted)
+    names = [c.name for c in columns]
+    if data:
+        parsed = parse_block(data, names, delimiter, quoted)
+    else:  # every line of the block had a stray carriage return
+        table = pa.table({n: pa.array([], pa.string()) for n in names})
+        empty = np.zeros(0, dtype=np.int64)
+        parsed = ParsedBlock(table, empty, empty, [], 0)
     reasons = np.zeros(parsed.table.num_rows, dtype=np.int8)
     rows = Rows(_arrays(parsed.table), reasons, parsed.lines, parsed, strings=True)
     _check_strings(rows, columns, plain)
+    return _restore_lines(rows, stray)
+
+
+def _fast_allowed(data: bytes | memoryview, columns: list[Column]) -> bool:
+    """Whether pyarrow's conversion may judge the block (see the module rule)."""
+    if not any(c.kind in _INT_KINDS for c in columns):
+        return True
+    for letter in (b"x", b"X"):
+        if re.search(letter, data) and re.search(b"0" + letter, data):
+            return False
+    return True
+
+
+@dataclass
+class _Stray:
+    """A block with its lines holding a stray carriage return taken out."""
+
+    data: bytes
+    kept: np.ndarray  # block line index of each line left in ``data``
+    lines: np.ndarray  # block line index of each line taken out
+    texts: list[str]
+    num_lines: int
+
+
+_CR = re.compile(b"\r")
+
+
+def _stray_carriage_returns(data: bytes | memoryview) -> _Stray | None:
+    """Takes out the lines with a CR that neither precedes LF nor ends the block."""
+    if _CR.search(data) is None:
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    cr = np.flatnonzero(raw[:-1] == 13)
+    lone = cr[raw[cr + 1] != 10]
+    if not len(lone):
+        return None
+    lf = np.flatnonzero(raw == 10)
+    num_lines = len(lf) + int(raw[-1] != 10)
+    starts = np.concatenate([[0], lf + 1])[:num_lines]
+    ends = np.append(lf + 1, len(raw))[:num_lines]
+    taken = np.unique(np.searchsorted(lf, lone))
+    keep = np.ones(len(raw), dtype=bool)
+    texts = []
+    for line in taken.tolist():
+        keep[starts[line] : ends[line]] = False
+        text = bytes(raw[starts[line] : ends[line]])
+        text = text[:-1] if text.endswith(b"\n") else text
+        text = text[:-1] if text.endswith(b"\r") else text
+        texts.append(text.decode("utf-8", "replace"))
+    kept = np.setdiff1d(np.arange(num_lines, dtype=np.int64), taken)
+    return _Stray(raw[keep].tobytes(), kept, taken, texts, num_lines)
+
+
+def _restore_lines(rows: Rows, stray: _Stray | None) -> Rows:
+    """Line indexes of the parsed lines in the original block, lines taken out
+    reported as rows with the wrong field count (see :func:`fields_reason`)."""
+    if stray is None:
+        return rows
+    old = rows.parsed
+    bad = np.concatenate([stray.kept[old.bad_lines], stray.lines])
+    texts = [*old.bad_texts, *stray.texts]
+    order = np.argsort(bad, kind="stable")
+    lines = stray.kept[old.lines]
+    rows.parsed = ParsedBlock(
+        old.table, lines, bad[order], [texts[i] for i in order], stray.num_lines
+    )
+    rows.lines = lines
     return rows
 
 
@@ -309,37 +413,35 @@ def _check_strings(rows: Rows, columns: list[Column], plain: Collection[str]) ->
         if col.kind == "skip":
             del rows.values[col.name]
         elif col.kind == "label01":
-            ok = _match(arr, r"^[01]$")
+            ok, values = _integers(arr, 0, 2, pa.int8())
             rows.reject(~ok, "label")
-            digits = pc.if_else(pa.array(ok), arr, "0").cast(pa.int8())
-            rows.values[col.name] = digits
+            rows.values[col.name] = values.fill_null(0)
         elif col.kind == "count":
-            ok = _match(arr, r"^[0-9]{1,18}$")
+            ok, values = _integers(arr, 0, 2**63, pa.int64())
             rows.reject(~ok, "label")
-            rows.values[col.name] = pc.if_else(pa.array(ok), arr, "0").cast(pa.int64())
+            rows.values[col.name] = values.fill_null(0)
         elif col.kind == "rating":
-            ok = _match(arr, _NUMBER_RE)
+            ok = _match(arr := _trim(arr), _NUMBER_RE)
             values = pc.if_else(pa.array(ok), arr, "nan").cast(pa.float64())
             ok &= np.isfinite(values.to_numpy(zero_copy_only=False))
             rows.reject(~ok, "label")
             rows.values[col.name] = values
         elif col.kind == "time":
-            ok = _match(arr, r"^-?[0-9]{1,18}$")
+            ok, values = _integers(arr, -(2**63), 2**63, pa.int64())
             rows.reject(~ok, "time_value")
-            rows.values[col.name] = pc.if_else(pa.array(ok), arr, "0").cast(pa.int64())
+            rows.values[col.name] = values.fill_null(0)
         elif col.kind == "number":
-            rows.values[col.name] = _numbers(rows, arr, is_empty)
+            rows.values[col.name] = _numbers(rows, arr)
         elif col.kind == "int":
-            ok = _match(arr, r"^-?[0-9]{1,19}$") & _fits(arr, -(2**63), 2**63)
-            rows.reject(~ok & ~is_empty, "sparse_id")
-            values = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
-            rows.values[col.name] = _as_uint64(values.cast(pa.int64()))
+            arr = _trim(arr)
+            ok, values = _integers(arr, -(2**63), 2**63, pa.int64())
+            rows.reject(~ok & ~_empty(arr), "sparse_id")
+            rows.values[col.name] = _as_uint64(values)
         elif col.kind == "uint":
-            ok = _match(arr, _UINT_RE) & _fits(arr, 0, 2**64)
-            rows.reject(~ok & ~is_empty, "sparse_id")
-            rows.values[col.name] = pc.if_else(
-                pa.array(ok), arr, pa.scalar(None, pa.string())
-            ).cast(pa.uint64())
+            arr = _trim(arr)
+            ok, values = _integers(arr, 0, 2**64, pa.uint64())
+            rows.reject(~ok & ~_empty(arr), "sparse_id")
+            rows.values[col.name] = values
         elif col.kind == "hex":
             rows.values[col.name] = _hex(rows, arr, col.name not in plain)
         elif col.kind == "str":
@@ -368,19 +470,39 @@ def _null_empty(arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(is_empty), pa.scalar(None, arr.type), arr)
 
 
+def _trim(arr: pa.Array) -> pa.Array:
+    """Spaces and tabs around the values taken off (numeric kinds only)."""
+    return pc.ascii_trim(arr, _TRIM)
+
+
+def _integers(
+    arr: pa.Array, low: int, high: int, to: pa.DataType
+) -> tuple[np.ndarray, pa.Array]:
+    """Integers of the module rule in ``[low, high)``: (ok, values, null if not)."""
+    text = _trim(arr)
+    ok = _match(text, _INT_RE)
+    # No '+', no leading zeros, '-0' as '0': the length then bounds the value.
+    text = pc.replace_substring_regex(text, r"^\+", "")
+    text = pc.replace_substring_regex(text, r"^(-?)0+([0-9])", r"\1\2")
+    text = pc.replace_substring_regex(text, r"^-0$", "0")
+    null = pa.scalar(None, pa.string())
+    length = pc.binary_length(text).to_numpy(zero_copy_only=False)
+    long = ok & (length >= 19)
+    short = ok & ~long
+    if short.any():
+        v = pc.if_else(pa.array(short), text, null).cast(pa.int64())
+        v = v.fill_null(0).to_numpy(zero_copy_only=False)
+        # Short values lie within +-10**18: bounds clipped there stay exact.
+        lo, hi = max(low, -(10**18)), min(high, 10**18)
+        ok &= ~short | ((v >= lo) & (v < hi))
+    for i in np.flatnonzero(long):  # rare: checked in Python
+        ok[i] = low <= int(text[int(i)].as_py()) < high
+    return ok, pc.if_else(pa.array(ok), text, null).cast(to)
+
+
 def _match(arr: pa.Array, pattern: str) -> np.ndarray:
     hit = pc.match_substring_regex(arr, pattern).fill_null(False)
     return hit.to_numpy(zero_copy_only=False)
-
-
-def _fits(arr: pa.Array, low: int, high: int) -> np.ndarray:
-    """Digit strings whose value lies in [low, high) (checked only when long)."""
-    long = pc.greater_equal(pc.binary_length(arr), 19).to_numpy(zero_copy_only=False)
-    ok = np.ones(len(arr), dtype=bool)
-    for i in np.flatnonzero(long):
-        text = arr[int(i)].as_py()
-        ok[i] = text.lstrip("-").isdigit() and low <= int(text) < high
-    return ok
 
 
 def _as_uint64(arr: pa.Array) -> pa.Array:
@@ -389,7 +511,9 @@ def _as_uint64(arr: pa.Array) -> pa.Array:
     return pa.array(values, type=pa.uint64(), mask=null_mask(arr))
 
 
-def _numbers(rows: Rows, arr: pa.Array, is_empty: np.ndarray) -> pa.Array:
+def _numbers(rows: Rows, arr: pa.Array) -> pa.Array:
+    arr = _trim(arr)
+    is_empty = _empty(arr)
     ok = _match(arr, _NUMBER_RE)
     rows.reject(~ok & ~is_empty, "dense_value")
     values = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
@@ -559,7 +683,13 @@ def rejected_texts(rows: Rows, rows_idx: np.ndarray, delimiter: str) -> list[str
 
 
 def fields_reason(text: str) -> str:
-    """Reason for a line with the wrong field count: blank if it holds nothing."""
+    """Reason for a line the parser could not split into the right fields.
+
+    Blank if it holds nothing; ``carriage_return`` if it holds a stray CR
+    (only such lines keep one: pyarrow ends a line at a CR).
+    """
+    if "\r" in text:
+        return "carriage_return"
     return "blank_line" if not text.strip() else "field_count"
 
 

@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -173,8 +174,30 @@ def ingest(
     """
     opts = IngestOptions.from_kwargs(protocol, options)
     reader = get_reader(dataset)
+    _refuse_repeats(list(inputs), "input")
     plan = reader.plan(list(inputs))
+    _refuse_repeats(
+        [
+            f.source.uri + (f"!{f.source.member}" if f.source.member else "")
+            for f in plan.files
+        ],
+        "row file",
+    )
     return _Ingest(reader, plan, out, opts).run()
+
+
+def _refuse_repeats(uris: list[str], what: str) -> None:
+    """Refuses a file given twice (its rows would be ingested twice)."""
+    seen: dict[str, str] = {}
+    for uri in uris:
+        key = uri.rstrip("/") if storage.is_s3(uri) else os.path.realpath(uri)
+        if key in seen:
+            same = "" if seen[key] == uri else f" (as {seen[key]!r} and {uri!r})"
+            raise ValueError(
+                f"{what} {uri!r} is given more than once{same}: its rows would be "
+                "ingested twice; name each file or folder once"
+            )
+        seen[key] = uri
 
 
 class _Ingest:

@@ -42,7 +42,7 @@ from recnas.data.fields import (
     transform_dense,
 )
 from recnas.data.readers.base import FeatureDefs, Reader, RowFile
-from recnas.data.textio import Chunk, iter_blocks
+from recnas.data.textio import Chunk, InputReadError, iter_blocks
 
 # Staged chunks are read back once or twice: compress only on remote storage.
 _STAGE_IPC = {
@@ -138,8 +138,19 @@ def stage_chunk(job: ChunkJob, context: Any) -> dict[str, Any]:
         # A stream, not a file: each block brings its own dictionaries.
         options = _STAGE_IPC[storage.is_s3(job.work)]
         writer = ipc.new_stream(sink, schema, options=options)
-        for i, data in enumerate(iter_blocks(src, job.chunk, job.block_bytes)):
-            if i == 0 and job.chunk.start == 0 and job.file.header:
+        blocks = iter_blocks(src, job.chunk, job.block_bytes)
+        while True:
+            try:
+                data = next(blocks, None)
+            except InputReadError as err:
+                raise ValueError(
+                    f"{src.name}: cannot read the file past line {line_base:,} "
+                    f"(byte {err.offset:,} of its data; {err.cause}); it is "
+                    "damaged or truncated: replace it"
+                ) from err
+            if data is None:
+                break
+            if line_base == 0 and job.chunk.start == 0 and job.file.header:
                 data, skipped = _split_header(job, data)
                 line_base += skipped
                 stats.header_lines += skipped
@@ -149,6 +160,7 @@ def stage_chunk(job: ChunkJob, context: Any) -> dict[str, Any]:
             writer.write_batch(batch)
         writer.close()
     stats.lines = line_base
+    rejects.sort(key=lambda r: r[0])  # input order
     for line, reason, _ in rejects:
         stats.rejected[reason] = stats.rejected.get(reason, 0) + 1
         if len(stats.first_rejects) < FIRST_REJECTS:

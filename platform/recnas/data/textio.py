@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -137,19 +138,54 @@ def _next_line_start(f, pos: int, size: int) -> int:
     return size
 
 
+class InputReadError(ValueError):
+    """A source whose bytes cannot be read (a damaged or truncated file).
+
+    Attributes:
+        source: The source's name.
+        offset: Decompressed bytes read intact before the failure.
+        cause: What the decompressor or file system said.
+    """
+
+    def __init__(self, source: str, offset: int, cause: BaseException):
+        self.source, self.offset = source, offset
+        self.cause = f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"{source}: cannot read past byte {offset:,} of its data ({self.cause}); "
+            "the file is damaged or truncated: replace it"
+        )
+
+
+# What a damaged compressed file or archive raises while it is read.
+_READ_ERRORS = (OSError, EOFError, pa.ArrowException, zipfile.BadZipFile, zlib.error)
+
+
 def iter_blocks(
     src: Source, chunk: Chunk, block_bytes: int
 ) -> Iterator[bytes | memoryview]:
-    """The chunk's lines, as blocks of whole lines of about ``block_bytes``."""
+    """The chunk's lines, as blocks of whole lines of about ``block_bytes``.
+
+    Raises:
+        InputReadError: When the bytes cannot be read or decompressed.
+    """
     if src.splittable:
         yield from _range_blocks(src, chunk, block_bytes)
         return
-    with open_stream(src) as stream:
+    offset = 0
+    try:
+        stream = open_stream(src)
+    except _READ_ERRORS as err:
+        raise InputReadError(src.name, 0, err) from err
+    with stream:
         carry = b""
         while True:
-            data = stream.read(block_bytes)
+            try:
+                data = stream.read(block_bytes)
+            except _READ_ERRORS as err:
+                raise InputReadError(src.name, offset, err) from err
             if not data:
                 break
+            offset += len(data)
             buf = carry + data if carry else data
             cut = buf.rfind(b"\n")
             if cut < 0:
