@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from recnas.data.readers import get_reader
+from recnas.data.readers.avazu import HEADER
 from recnas.data.readers.kdd2012 import _join_users
 from recnas.data.readers.movielens import release_year
 
@@ -343,3 +344,74 @@ def test_real_movielens_side_files_load(inputs, movies, users):
     assert len(side.user_ids) == users
     if movies:
         assert np.all(np.diff(side.movie_ids.astype(np.int64)) > 0)
+
+
+# -- headers and file kinds, told apart before ingest starts
+
+
+def test_avazu_header_checked_when_planned(tmp_path):
+    header = ",".join(HEADER)
+    test_file = ",".join(h for h in HEADER if h != "click")
+    paths = write(tmp_path / "a", {"test.csv": test_file + "\n"})
+    assert "unlabeled Kaggle test file" in plan_error("avazu", paths)
+    paths = write(tmp_path / "b", {"train.csv": header.replace("hour", "hr") + "\n"})
+    message = plan_error("avazu", paths)
+    assert "train.csv line 1 should be the header" in message
+    paths = write(tmp_path / "c", {"train.csv": header + "\n"})
+    assert len(get_reader("avazu").plan(paths).files) == 1
+
+
+def test_kdd_token_files_and_test_file(tmp_path):
+    names = (
+        "queryid_tokensid.txt",
+        "purchasedkeywordid_tokensid.txt",
+        "titleid_tokensid.txt",
+        "descriptionid_tokensid.txt",
+        "query.txt",
+    )
+    files = {name: "1\t23|45\n" for name in names}
+    paths = write(tmp_path / "a", {"training.txt": KDD_ROW, **files})
+    plan = get_reader("kdd2012").plan(paths)
+    assert [f.source.name for f in plan.files] == ["training.txt"]
+    eleven = "\t".join(["1"] * 11) + "\n"
+    paths = write(tmp_path / "b", {"test.txt": eleven})
+    message = plan_error("kdd2012", paths)
+    assert "test.txt line 1 has 11 tab-separated fields" in message
+
+
+def test_repeated_header_columns_are_refused(tmp_path):
+    names = [
+        "label",
+        *(f"I{i}" for i in range(1, 14)),
+        *(f"C{i}" for i in range(1, 27)),
+    ]
+    paths = write(tmp_path / "a", {"c.csv": ",".join([*names, "I1"]) + "\n"})
+    assert "c.csv line 1: the header names I1 more than once" in plan_error(
+        "criteo", paths
+    )
+    kdd = "click,impression,displayurl,adid,advertiserid,depth,position,queryid,"
+    kdd += "keywordid,titleid,descriptionid,userid,description"
+    paths = write(tmp_path / "b", {"t.csv": kdd + "\n"})
+    assert "names DescriptionID more than once" in plan_error("kdd2012", paths)
+    joined = "user_id,movie_id,rating,timestamp,title,genres,gender,age,occupation,"
+    joined += "zip,age"
+    paths = write(tmp_path / "c", {"j.csv": joined + "\n"})
+    assert "j.csv line 1: the header names age more than once" in plan_error(
+        "movielens", paths
+    )
+
+
+def test_system_files_are_not_inputs(tmp_path):
+    archive = zipped(
+        {
+            "ml/ratings.csv": LATEST_RATINGS,
+            "__MACOSX/ml/._ratings.csv": b"\x00\x05\x16\x07 resource fork",
+            "ml/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        }
+    )
+    paths = write(tmp_path / "a", {"ml.zip": archive})
+    plan = get_reader("movielens").plan(paths)
+    assert [f.source.member for f in plan.files] == ["ml/ratings.csv"]
+    write(tmp_path / "b", {"ratings.csv": LATEST_RATINGS, ".DS_Store": b"\x00Bud1"})
+    plan = get_reader("movielens").plan([str(tmp_path / "b")])
+    assert [f.source.name for f in plan.files] == ["ratings.csv"]

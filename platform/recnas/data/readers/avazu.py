@@ -30,6 +30,7 @@ from recnas.data.readers.base import (
     label_array,
     valid_dates,
 )
+from recnas.data.textio import Source
 
 HEX_IDS = (
     "site_id",
@@ -66,7 +67,7 @@ class AvazuReader(Reader):
     def plan(self, inputs: list[str]) -> Plan:
         files = []
         for src in expand_inputs(inputs):
-            first_data_line(src)  # an unreadable file fails here, named
+            _check_header(src, first_data_line(src))
             files.append(
                 RowFile(
                     src, COLUMNS, ",", header=True, layout="csv", expected_header=HEADER
@@ -99,3 +100,21 @@ class AvazuReader(Reader):
         }
         out.update({n: v[n] for n in (*INT_IDS_HEAD, *HEX_IDS, *INT_IDS_TAIL)})
         return out
+
+
+def _check_header(src: Source, line: str) -> None:
+    """Refuses a file that does not start with the Avazu header, naming it."""
+    names = tuple(n.strip().strip('"').lower() for n in line.split(","))
+    if names == tuple(h.lower() for h in HEADER):
+        return
+    if names == tuple(h.lower() for h in HEADER if h != "click"):
+        raise ValueError(
+            f"avazu: {src.name} has no click column: it is the unlabeled Kaggle "
+            "test file, which cannot be ingested as training data"
+        )
+    if not line:
+        return  # an empty file: ingest reports that it holds no rows
+    raise ValueError(
+        f"avazu: {src.name} line 1 should be the header {','.join(HEADER)!r}, "
+        f"found {line[:200]!r}"
+    )

@@ -180,13 +180,22 @@ def expand_inputs(inputs: list[str]) -> list[Source]:
             raise ValueError(f"input {uri!r} does not exist")
         if storage.is_dir(uri):
             files = storage.list_files(uri)
-            if not files:
+            kept = [f for f in files if not _system_file(storage.basename(f))]
+            if not kept:
                 raise ValueError(f"input folder {uri!r} holds no files")
-            for f in files:
+            for f in sorted(set(files) - set(kept)):
+                logger.info("not an input: %s (a system file)", f)
+            for f in kept:
                 sources.extend(_file_sources(f))
         else:
             sources.extend(_file_sources(uri))
     return sources
+
+
+def _system_file(path: str) -> bool:
+    """Files that operating systems leave next to data: .DS_Store, __MACOSX/..."""
+    parts = path.split("/")
+    return parts[-1].startswith(".") or "__MACOSX" in parts[:-1]
 
 
 def _file_sources(uri: str) -> list[Source]:
@@ -199,7 +208,11 @@ def _file_sources(uri: str) -> list[Source]:
             fs.open_input_file(path) as f,
             zipfile.ZipFile(_ZipInput(f)) as archive,
         ):
-            members = [i.filename for i in archive.infolist() if not i.is_dir()]
+            members = [
+                i.filename
+                for i in archive.infolist()
+                if not i.is_dir() and not _system_file(i.filename)
+            ]
     except _READ_ERRORS as err:
         raise ValueError(
             f"{storage.basename(uri)}: not a readable zip archive ({size} bytes: "

@@ -16,6 +16,7 @@ file order.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from recnas.data.fields import Column, Rows
@@ -29,6 +30,8 @@ from recnas.data.readers.base import (
     label_array,
 )
 from recnas.data.textio import Source
+
+logger = logging.getLogger(__name__)
 
 DENSE = tuple(f"I{i}" for i in range(1, 14))
 SPARSE = tuple(f"C{i}" for i in range(1, 27))
@@ -69,6 +72,12 @@ class CriteoReader(Reader):
 
     def _csv_file(self, src: Source, header: str) -> RowFile:
         names = [n.strip().strip('"') for n in header.split(",")]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"criteo: {src.name} line 1: the header names {', '.join(repeated)} "
+                "more than once"
+            )
         kinds = {"label": "label01", "id": "skip"}
         kinds.update(dict.fromkeys((n.lower() for n in DENSE), "number"))
         kinds.update(dict.fromkeys((n.lower() for n in SPARSE), "hex"))
@@ -83,6 +92,12 @@ class CriteoReader(Reader):
                 f"criteo: {src.name} is neither a 40-field TSV nor a CSV with the "
                 f"header label,I1..I13,C1..C26 (missing: {', '.join(missing) or '-'}; "
                 f"unknown: {', '.join(unknown) or '-'})"
+            )
+        if "id" in map(str.lower, names):
+            logger.warning(
+                "criteo: %s has an Id column, like the Kaggle test files whose "
+                "Label is a placeholder (always 0): its labels are taken as given",
+                src.name,
             )
         columns = []
         for n in names:

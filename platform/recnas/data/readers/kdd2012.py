@@ -18,6 +18,7 @@ are not used. Dense: ``Impression``, ``Depth``, ``Position``.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,12 +64,9 @@ _CSV_NAMES = {f.lower(): f for f in FIELDS} | {
     "description": "DescriptionID",
     "id": "id",
 }
-_TOKEN_FILES = (
-    "query",
-    "keyword",
-    "title",
-    "description",
-    "purchasedkeywordid_tokensid",
+# query.txt, queryid_tokensid.txt, purchasedkeywordid_tokensid.txt, ...
+_TOKEN_FILE = re.compile(
+    r"(query|keyword|purchasedkeyword|title|description)(id)?(_tokensid)?"
 )
 _USER_COLUMNS = (
     Column("UserID", "uint"),
@@ -107,7 +105,7 @@ class Kdd2012Reader(Reader):
                     )
                 users, rejects = load_users(src)
                 side.append(source_record(src))
-            elif stem.split("_")[0] in _TOKEN_FILES or stem in _TOKEN_FILES:
+            elif _TOKEN_FILE.fullmatch(stem):
                 logger.info("kdd2012: not used: %s", src.name)
             else:
                 files.append(self._row_file(src))
@@ -122,10 +120,24 @@ class Kdd2012Reader(Reader):
 
     def _row_file(self, src: Source) -> RowFile:
         line = first_data_line(src)
-        if "\t" in line:
+        if "\t" in line or not line:  # an empty file holds no rows: ingest says so
+            fields = line.count("\t") + 1
+            if line and fields != len(FIELDS):
+                raise ValueError(
+                    f"kdd2012: {src.name} line 1 has {fields} tab-separated fields; "
+                    f"training.txt has {len(FIELDS)} ({', '.join(FIELDS)}), and the "
+                    "unlabeled test.txt cannot be ingested as training data"
+                )
             columns = tuple(Column(f, _KINDS.get(f, "uint")) for f in FIELDS)
             return RowFile(src, columns, "\t", layout="training")
         names = [n.strip().lower() for n in line.split(",")]
+        canon = [_CSV_NAMES.get(n, n) for n in names]
+        repeated = sorted({c for c in canon if canon.count(c) > 1})
+        if repeated:
+            raise ValueError(
+                f"kdd2012: {src.name} line 1: the header names {', '.join(repeated)} "
+                "more than once"
+            )
         unknown = [n for n in names if n not in _CSV_NAMES]
         missing = [f for f in FIELDS if f not in {_CSV_NAMES.get(n) for n in names}]
         if unknown or missing:

@@ -60,6 +60,7 @@ _DATE_RE = re.compile(r"^\d{1,2}-[A-Za-z]{3}-(\d{4})$")
 MIN_YEAR, MAX_YEAR = 1800, 2100
 _100K_ITEM_FIELDS = 5 + 19
 _USER_FIELDS = 5
+_1M_GAPS = ("_1", "_2", "_3")
 _100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -181,6 +182,11 @@ class MovieLensReader(Reader):
 
     def convert(self, rows: Rows, file: RowFile, context: SideTables) -> dict[str, Any]:
         v = rows.values
+        if file.layout == "1m":
+            stray = np.zeros(len(rows.reasons), dtype=bool)
+            for name in _1M_GAPS:
+                stray |= ~v[name].is_null().to_numpy(zero_copy_only=False)
+            rows.reject(stray, "field_count")
         rating = v["rating"].fill_null(0.0).to_numpy(zero_copy_only=False)
         rows.reject((rating < 0) | (rating > 5), "label")
         seconds = v["timestamp"].fill_null(0).to_numpy(zero_copy_only=False)
@@ -218,8 +224,9 @@ def _row_file(src: Source, variant: str) -> RowFile:
         )
     if variant == "1m":
         # "::" separated: split on ':' and skip the empty fields between.
-        cols = [("user", "int"), ("_1", "skip"), ("movie", "int"), ("_2", "skip")]
-        cols += [("rating", "rating"), ("_3", "skip"), ("timestamp", "time")]
+        # The fields between must be empty: "1::2:3::4" is not "1::2::3::4".
+        cols = [("user", "int"), ("_1", "text"), ("movie", "int"), ("_2", "text")]
+        cols += [("rating", "rating"), ("_3", "text"), ("timestamp", "time")]
         return RowFile(src, _columns(cols), ":", layout="1m")
     if variant == "100k":
         cols = [("user", "int"), ("movie", "int"), ("rating", "rating")]
@@ -238,6 +245,12 @@ def _row_file(src: Source, variant: str) -> RowFile:
         "occupation": "str",
         "zip": "str",
     }
+    repeated = sorted({h for h in head if head.count(h) > 1})
+    if repeated:
+        raise ValueError(
+            f"movielens: {src.name} line 1: the header names {', '.join(repeated)} "
+            "more than once"
+        )
     missing = [k for k in kinds if k not in head]
     if missing:
         raise ValueError(f"movielens: {src.name}: header lacks {', '.join(missing)}")
