@@ -75,7 +75,9 @@ TOKENS = {
 def _row(columns: list[Column]) -> st.SearchStrategy[str]:
     fields = st.tuples(*(st.sampled_from(TOKENS[c.kind]) for c in columns))
     good = st.tuples(*(st.sampled_from(TOKENS[c.kind][:2]) for c in columns))
-    wrong = st.sampled_from(["", "   ", "1\t2", "\t".join(["1"] * (len(columns) + 1))])
+    wrong = st.sampled_from(
+        ["", "   ", "1\t2", "1\r2", "\r", "\t".join(["1"] * (len(columns) + 1))]
+    )
     return st.one_of(
         good.map("\t".join),
         good.map("\t".join),

@@ -52,10 +52,13 @@ with its own line number.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -99,7 +102,9 @@ _FAST_TYPES = {
     "number": pa.float64(),
     "int": pa.int64(),
     "uint": pa.uint64(),
-    "hex": pa.string(),
+    # Eight bytes each: a field of another length (other than empty) fails the
+    # conversion and sends the block to the strict path.
+    "hex": pa.binary(8),
     "str": pa.dictionary(pa.int32(), pa.string()),
 }
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -213,10 +218,35 @@ def _fast_allowed(data: bytes | memoryview, columns: list[Column]) -> bool:
     """Whether pyarrow's conversion may judge the block (see the module rule)."""
     if not any(c.kind in _INT_KINDS for c in columns):
         return True
-    for letter in (b"x", b"X"):
-        if re.search(letter, data) and re.search(b"0" + letter, data):
+    return not (contains(data, b"0x") or contains(data, b"0X"))
+
+
+def _libc(name: str, needle_type: Any) -> Any:
+    try:
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, needle_type, ctypes.c_size_t]
+    return fn
+
+
+_MEMCHR = _libc("memchr", ctypes.c_int)
+
+
+def contains(data: bytes | memoryview, needle: bytes) -> bool:
+    """Whether ``needle`` occurs in ``data``, without a copy.
+
+    C's ``memchr`` finds the needle's last byte at memory speed; only blocks
+    holding it are searched for the whole needle.
+    """
+    buf = pa.py_buffer(data)
+    if _MEMCHR is not None and buf.size:
+        if _MEMCHR(buf.address, needle[-1], buf.size) is None:
             return False
-    return True
+    elif not buf.size:
+        return False
+    return len(needle) == 1 or re.search(re.escape(needle), data) is not None
 
 
 @dataclass
@@ -230,12 +260,9 @@ class _Stray:
     num_lines: int
 
 
-_CR = re.compile(b"\r")
-
-
 def _stray_carriage_returns(data: bytes | memoryview) -> _Stray | None:
     """Takes out the lines with a CR that neither precedes LF nor ends the block."""
-    if _CR.search(data) is None:
+    if not contains(data, b"\r"):
         return None
     raw = np.frombuffer(data, dtype=np.uint8)
     cr = np.flatnonzero(raw[:-1] == 13)
@@ -377,21 +404,21 @@ def _check_fast(rows: Rows, columns: list[Column], plain: Collection[str]) -> No
         arr = rows.values.get(col.name)
         if arr is None:
             continue
+        # Slots of null rows hold any value: they are masked, not filled.
         if col.kind == "label01":
-            v = arr.fill_null(-1).to_numpy()
-            rows.reject((v != 0) & (v != 1), "label")
+            v = fixed_values(arr)
+            rows.reject(((v != 0) & (v != 1)) | null_mask(arr), "label")
             rows.values[col.name] = pa.array(np.clip(v, 0, 1).astype(np.int8))
         elif col.kind == "count":
-            v = arr.fill_null(-1).to_numpy()
-            rows.reject(v < 0, "label")
+            rows.reject((fixed_values(arr) < 0) | null_mask(arr), "label")
         elif col.kind == "rating":
-            v = arr.fill_null(np.nan).to_numpy()
-            rows.reject(~np.isfinite(v), "label")
+            rows.reject(~np.isfinite(fixed_values(arr)) | null_mask(arr), "label")
         elif col.kind == "time":
             rows.reject(null_mask(arr), "time_value")
         elif col.kind == "number":
-            v = arr.fill_null(0.0).to_numpy()
-            rows.reject(~np.isfinite(v), "dense_value")
+            bad = ~np.isfinite(fixed_values(arr))
+            if bad.any():
+                rows.reject(bad & ~null_mask(arr), "dense_value")
         elif col.kind == "int":
             rows.values[col.name] = _as_uint64(arr)
         elif col.kind == "hex":
@@ -525,6 +552,8 @@ def _numbers(rows: Rows, arr: pa.Array) -> pa.Array:
 
 def _hex(rows: Rows, arr: pa.Array, dictionary: bool) -> pa.Array:
     """Hex ids, as a dictionary array or plain; rows with a bad id are rejected."""
+    if pa.types.is_fixed_size_binary(arr.type):
+        return _hex_words(rows, arr, dictionary)
     if dictionary:
         return _hex_checked(rows, arr)
     arr = plain(arr).cast(pa.string())
@@ -534,6 +563,42 @@ def _hex(rows: Rows, arr: pa.Array, dictionary: bool) -> pa.Array:
     values, missing, bad = hex_ids(arr)
     rows.reject(bad, "sparse_id")
     return pa.array(values, type=pa.uint64(), mask=missing | bad)
+
+
+def _hex_words(rows: Rows, arr: pa.Array, dictionary: bool) -> pa.Array:
+    """Hex ids parsed as 8-byte fields: each field's bytes read as one uint64
+    word, dictionary-encoded as such (cheaper than hashing strings) and only
+    the dictionary decoded; or every row decoded when ``dictionary`` is off."""
+    n = len(arr)
+    words = pa.Array.from_buffers(
+        pa.uint64(), n, arr.buffers()[:2], null_count=arr.null_count, offset=arr.offset
+    )
+    if not dictionary:
+        values, bad = _decode_words(fixed_values(words))
+        missing = null_mask(arr)
+        bad &= ~missing
+        if bad.any():
+            rows.reject(bad, "sparse_id")
+        return pa.array(values, type=pa.uint64(), mask=missing | bad)
+    encoded = pc.dictionary_encode(words)
+    values, bad = _decode_words(fixed_values(encoded.dictionary))
+    entries = pa.array(values, pa.uint64())
+    if not bad.any():
+        return pa.DictionaryArray.from_arrays(encoded.indices, entries)
+    codes, row_null = _codes(encoded)
+    row_bad = bad[codes] & ~row_null
+    rows.reject(row_bad, "sparse_id")
+    indices = pa.array(codes, type=pa.int32(), mask=row_null | row_bad)
+    return pa.DictionaryArray.from_arrays(indices, entries)
+
+
+def _decode_words(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of uint64 words holding 8 hex characters, and which are not hex."""
+    pairs = _HEX_PAIRS[words.view(np.uint8).view("<u2")].reshape(len(words), 4)
+    bad = (pairs > 255).any(axis=1)
+    values = pairs.astype(np.uint8).view(">u4").ravel().astype(np.uint64)
+    values[bad] = 0
+    return values, bad
 
 
 def _hex_fast(arr: pa.StringArray) -> pa.Array | None:
