@@ -187,7 +187,6 @@ def load_users(src: Source) -> tuple[Users, list[SideReject]]:
             "with UserID, Gender and Age per line, or leave it out"
         )
     rows = parse_rows(data, list(_USER_COLUMNS), "\t")
-    texts = data.split(b"\n")
     parsed = rows.parsed
     found = [
         (int(line), fields_reason(text))
@@ -204,9 +203,11 @@ def load_users(src: Source) -> tuple[Users, list[SideReject]]:
     rows.reasons[good[order[repeated]]] = REASONS.index("sparse_id") + 1
     bad = np.flatnonzero(rows.reasons != 0)
     found += [(int(rows.lines[i]), REASONS[rows.reasons[i] - 1]) for i in bad.tolist()]
+    found.sort()
+    texts = _line_texts(data, [line for line, _ in found])
     rejects = [
-        SideReject(src.name, line + 1, reason, _text(texts, line))
-        for line, reason in sorted(found)
+        SideReject(src.name, line + 1, reason, text)
+        for (line, reason), text in zip(found, texts, strict=True)
     ]
     keep = order[~repeated]
     if len(keep) == 0:
@@ -237,10 +238,19 @@ def load_users(src: Source) -> tuple[Users, list[SideReject]]:
     return users, rejects
 
 
-def _text(texts: list[bytes], line: int) -> str:
-    if line >= len(texts):
-        return ""
-    return texts[line].rstrip(b"\r").decode("utf-8", "replace")
+def _line_texts(data: bytes, lines: list[int]) -> list[str]:
+    """The text of some lines (0-based) of ``data``, without their line ending."""
+    if not lines:
+        return []
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    starts = np.concatenate([[0], ends + 1])
+    ends = np.concatenate([ends, [len(data)]])
+    return [
+        data[starts[i] : ends[i]].rstrip(b"\r").decode("utf-8", "replace")
+        if i < len(starts)
+        else ""
+        for i in lines
+    ]
 
 
 def _join_users(user: pa.Array, users: Users) -> dict[str, pa.Array]:
