@@ -254,6 +254,9 @@ def test_10m_layout_accepted(tmp_path):
 def test_release_year():
     assert release_year("Toy Story (1995)") == 1995
     assert release_year("Babylon 5 (1993-1998)") == 1993
+    assert release_year("Babylon 5 (1993\u20131998)") == 1993
+    assert release_year("A Series (2014- )") == 2014
+    assert release_year("Movie (Part Two)") is None
     assert release_year("Babylon 5") is None
     assert release_year("Unknown", "01-Jan-1995") == 1995
     assert release_year("Unknown", "") is None

@@ -53,7 +53,8 @@ from recnas.data.textio import Source
 
 logger = logging.getLogger(__name__)
 
-_YEAR_RE = re.compile(r"\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
+# "(1995)", and for series "(1993-1998)", "(1993\u20131998)", "(2014- )".
+_YEAR_RE = re.compile(r"\(\s*(\d{4})\s*(?:[-\u2013]\s*\d{0,4}\s*)?\)\s*$")
 # A title ending in parentheses that hold digits means to give a year.
 _YEARISH_RE = re.compile(r"\(([\dxX?\-\u2013 ]*\d[\dxX?\-\u2013 ]*)\)\s*$")
 _DATE_RE = re.compile(r"^\d{1,2}-[A-Za-z]{3}-(\d{4})$")
