@@ -50,6 +50,7 @@ from recnas.data.passes import (
     count_chunk,
     encode_chunk,
     merge_feature,
+    parquet_bytes,
     read_stage,
     stage_chunk,
 )
@@ -340,6 +341,8 @@ class _Ingest:
     def _check_rows(self, stats: list[dict[str, Any]]) -> dict[str, int]:
         rows = sum(s["rows"] for s in stats)
         rejected = sum(sum(s["rejected"].values()) for s in stats)
+        # Lines left out of side tables count as read and rejected rows.
+        rejected += len(self.plan.side_rejects)
         read = rows + rejected
         if read == 0:
             raise ValueError(
@@ -365,7 +368,11 @@ class _Ingest:
         return offsets
 
     def _first_rejects(self, stats: list[dict[str, Any]]) -> list[str]:
-        out = []
+        out = [
+            f"{r.source} line {r.line}: {r.reason}" for r in self.plan.side_rejects[:5]
+        ]
+        if len(out) == 5:
+            return out
         offsets = self._line_offsets(stats)
         for chunk, s, offset in zip(self.chunks, stats, offsets, strict=True):
             for line, reason in s["first_rejects"]:
@@ -549,6 +556,9 @@ class _Ingest:
                 files[split].append(info)
             if r["rejected"]:
                 rejected_files.append(r["rejected"])
+        side = self._side_rejected()
+        if side:
+            rejected_files.append(side)
         rows = {s: sum(f["rows"] for f in files[s]) for s in protocols.SPLITS}
         written, rejected = sum(rows.values()), sum(f["rows"] for f in rejected_files)
         if written != total["rows"] or written + rejected != total["read"]:
@@ -557,6 +567,8 @@ class _Ingest:
                 f"rejected {rejected}"
             )
         reasons: dict[str, int] = {}
+        for r in self.plan.side_rejects:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
         for s in stats:
             for reason, count in s["rejected"].items():
                 reasons[reason] = reasons.get(reason, 0) + count
@@ -585,6 +597,25 @@ class _Ingest:
             version=recnas.__version__,
             uri=self.out,
         )
+
+    def _side_rejected(self) -> dict[str, Any] | None:
+        """Writes the lines left out of side tables as a part of ``rejected/``."""
+        side = self.plan.side_rejects
+        if not side:
+            return None
+        table = pa.table(
+            {
+                "source": pa.array([r.source for r in side], pa.string()),
+                "line": pa.array([r.line for r in side], pa.int64()),
+                "reason": pa.array([r.reason for r in side], pa.string()),
+                "text": pa.array([r.text for r in side], pa.string()),
+            }
+        )
+        data = parquet_bytes(table)
+        rel = "rejected/side-tables.parquet"
+        storage.write_bytes(storage.join(self.out, rel), data)
+        md5 = hashlib.md5(data).hexdigest()
+        return {"path": rel, "md5": md5, "rows": table.num_rows}
 
     def _feature_set(
         self, stats: list[dict[str, Any]], encoder: vocab.Encoder

@@ -42,7 +42,13 @@ from recnas.data.fields import (
     transform_dense,
 )
 from recnas.data.readers.base import FeatureDefs, Reader, RowFile
-from recnas.data.textio import Chunk, InputReadError, iter_blocks
+from recnas.data.textio import (
+    Chunk,
+    InputReadError,
+    iter_blocks,
+    parse_block,
+    row_texts,
+)
 
 # Staged chunks are read back once or twice: compress only on remote storage.
 _STAGE_IPC = {
@@ -197,7 +203,15 @@ def _stage_block(
         rejects.append((line_base + line, fields_reason(text), text))
     staged = job.reader.convert(rows, file, context)
     bad = np.flatnonzero(rows.reasons != 0)
-    texts = rejected_texts(rows, bad, file.delimiter)
+    if len(bad) and not rows.strings:
+        # The reader rejected rows of a block that parsed on the fast path,
+        # which keeps no text: parse the block again as strings for it.
+        names = [c.name for c in file.columns]
+        again = parse_block(data, names, file.delimiter, file.quoted)
+        at = np.searchsorted(again.lines, rows.lines[bad])
+        texts = row_texts(again.table, at, file.delimiter)
+    else:
+        texts = rejected_texts(rows, bad, file.delimiter)
     for i, text in zip(bad.tolist(), texts, strict=True):
         reason = REASONS[rows.reasons[i] - 1]
         rejects.append((line_base + int(rows.lines[i]), reason, text))
