@@ -71,6 +71,8 @@ def test_scaling_rejects_bf16_on_cpu() -> None:
         Scaling(num_workers=0)
     with pytest.raises(ValueError, match="omp_wait_policy: 'spin' is not one of"):
         Scaling(omp_wait_policy="spin")
+    with pytest.raises(ValueError, match=r"niceness: must be in \[0, 19\], got 20"):
+        Scaling(niceness=20)
 
 
 def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:
@@ -85,6 +87,7 @@ def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:
         trainer = _trainer(config, scaling, str(tmp_path), "run", cb)
         env = trainer.run_config.worker_runtime_env["env_vars"]
         assert env["OMP_WAIT_POLICY"] == policy.upper()
+        assert env["RAY_worker_niceness"] == "0"
 
 
 def test_warmup_then_cosine() -> None:

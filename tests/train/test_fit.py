@@ -101,6 +101,7 @@ def test_fit_reports_every_step_to_the_driver(baseline_run) -> None:
     steps = [r["step"] for r in reports]
     assert steps == sorted(steps) and steps[-1] == result.metrics["steps"] == 64
     assert all(r["world_size"] == 2 and len(r["worker_pids"]) == 2 for r in reports)
+    assert all(r["niceness"] == 0 for r in reports)  # not Ray's default 15
     assert all(
         math.isfinite(r["train_loss"]) and r["samples_per_s"] > 0 for r in reports
     )
@@ -220,7 +221,7 @@ def test_supernet_fit_agrees_on_architectures(
     reports: list[dict] = []
     result = fit(
         config,
-        Scaling(num_workers=2),
+        Scaling(num_workers=2, niceness=3),
         storage=str(tmp_path),
         name="supernet",
         on_report=reports.append,
@@ -230,6 +231,7 @@ def test_supernet_fit_agrees_on_architectures(
     assert "supernet" in bar and "12/12" in bar
     assert [r["step"] for r in reports] == [3, 6, 9, 12]
     assert all(r["archs_agree"] for r in reports)
+    assert all(r["niceness"] == 3 for r in reports)
     assert math.isfinite(result.metrics["val_logloss"])
     model, loaded = load_model(result.checkpoint)
     assert type(model).__name__ == "Supernet" and loaded.model.kind == "supernet"

@@ -17,11 +17,12 @@ unused weights neither stall nor break data-parallel training and are not
 touched by the optimizer. ``grad_sync="ddp"`` uses torch DDP with
 ``find_unused_parameters`` instead.
 
-Every ``log_every`` steps all workers report training loss, samples/s and the
-CPU seconds their process has used so far (all its threads);
-evaluations (exact, over the whole split) and checkpoints go into the same
-reports. A restarted worker group resumes from the newest checkpoint: model,
-optimizer, schedule, data position, early-stopping state and history.
+Every ``log_every`` steps all workers report training loss, samples/s, the
+CPU seconds their process (all its threads) and its training thread have
+used so far, and its niceness; evaluations (exact, over the whole split) and
+checkpoints go into the same reports. A restarted worker group resumes from
+the newest checkpoint: model, optimizer, schedule, data position,
+early-stopping state and history.
 """
 
 from __future__ import annotations
@@ -501,7 +502,9 @@ class WorkerLoop:
             "resumed_from": self.resumed_from,
             "starts": self.starts,
             "pid": os.getpid(),
+            "niceness": os.nice(0),
             "process_cpu_s": time.process_time(),
+            "thread_cpu_s": time.thread_time(),
         }
         if self.space is not None:
             metrics["arch_digest"] = self.interval_archs.hexdigest()[:12]
