@@ -8,7 +8,10 @@ with pyarrow's CSV reader with an explicit all-string schema (no type
 inference), empty lines kept, and rows with the wrong field count handed back
 with their line number instead of being dropped.
 
-Lines are records ended by LF, CRLF or a lone CR (pyarrow's rule).
+Lines end with LF or CRLF (chunks and blocks are cut after an LF). pyarrow
+would also end a line at a lone CR; :func:`recnas.data.fields.parse_rows`
+takes such lines out before parsing and rejects them with their own line
+number, so that no line is split in two.
 """
 
 from __future__ import annotations
