@@ -86,9 +86,12 @@ def _row(columns: list[Column]) -> st.SearchStrategy[str]:
     )
 
 
-def _verdicts(data: bytes, columns: list[Column], strict: bool) -> list[tuple]:
+def _verdicts(
+    data: bytes, columns: list[Column], strict: bool, delimiter: str = "\t"
+) -> list[tuple]:
     """(reason, values) per line of the block, in line order."""
-    rows = parse_rows(data, columns, "\t", strict=strict)
+    quoted = delimiter == ","
+    rows = parse_rows(data, columns, delimiter, quoted=quoted, strict=strict)
     parsed = rows.parsed
     out: dict[int, tuple] = {}
     for line, text in zip(parsed.bad_lines.tolist(), parsed.bad_texts, strict=True):
@@ -110,11 +113,13 @@ def _norm(value):
     return value
 
 
-def _check(lines: list[str], columns: list[Column]) -> None:
+def _check(lines: list[str], columns: list[Column], delimiter: str = "\t") -> None:
     data = ("\n".join(lines) + "\n").encode()
-    alone = [_verdicts((line + "\n").encode(), columns, True)[0] for line in lines]
-    assert _verdicts(data, columns, strict=True) == alone
-    assert _verdicts(data, columns, strict=False) == alone
+    alone = [
+        _verdicts((line + "\n").encode(), columns, True, delimiter)[0] for line in lines
+    ]
+    assert _verdicts(data, columns, True, delimiter) == alone
+    assert _verdicts(data, columns, False, delimiter) == alone
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,3 +166,15 @@ def test_dense_values_with_spaces_or_sign_are_read_in_any_block(text, value):
         rows = parse_rows(("\n".join(lines) + "\n").encode(), CRITEO_LIKE, "\t")
         assert not rows.reasons.any()
         assert plain(rows.values["I1"]).to_pylist()[lines.index(odd)] == value
+
+
+def _quoted_row(columns: list[Column]) -> st.SearchStrategy[str]:
+    token = st.sampled_from(["0", "1", "5", "", "01", " 1", "+1", "0a1b2c3d", "x"])
+    field = st.one_of(token, token.map(lambda t: f'"{t}"'))
+    return st.tuples(*(field for _ in columns)).map(",".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_quoted_row(CRITEO_LIKE), min_size=1, max_size=10))
+def test_quoted_csv_rows_get_one_verdict(lines):
+    _check(lines, CRITEO_LIKE, delimiter=",")
