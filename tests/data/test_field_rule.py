@@ -178,3 +178,21 @@ def _quoted_row(columns: list[Column]) -> st.SearchStrategy[str]:
 @given(st.lists(_quoted_row(CRITEO_LIKE), min_size=1, max_size=10))
 def test_quoted_csv_rows_get_one_verdict(lines):
     _check(lines, CRITEO_LIKE, delimiter=",")
+
+
+@pytest.mark.parametrize("memchr", [True, False])
+def test_byte_search_with_and_without_memchr(monkeypatch, memchr):
+    from recnas.data import fields
+
+    if not memchr:
+        monkeypatch.setattr(fields, "_MEMCHR", None)
+    cases = [
+        (b"", b"x", False),
+        (b"ab0x", b"0x", True),
+        (b"abx", b"0x", False),
+        (b"0\r", b"\r", True),
+        (b"abc", b"\r", False),
+        (memoryview(b"a0Xb"), b"0X", True),
+    ]
+    for data, needle, found in cases:
+        assert fields.contains(data, needle) is found, (data, needle)

@@ -241,12 +241,14 @@ def contains(data: bytes | memoryview, needle: bytes) -> bool:
     holding it are searched for the whole needle.
     """
     buf = pa.py_buffer(data)
-    if _MEMCHR is not None and buf.size:
+    if not buf.size:
+        return False
+    if _MEMCHR is not None:
         if _MEMCHR(buf.address, needle[-1], buf.size) is None:
             return False
-    elif not buf.size:
-        return False
-    return len(needle) == 1 or re.search(re.escape(needle), data) is not None
+        if len(needle) == 1:
+            return True
+    return re.search(re.escape(needle), data) is not None
 
 
 @dataclass
