@@ -126,10 +126,13 @@ def test_clip_counts_repeated_rows_once_with_their_sum() -> None:
 
 def _group_worker(rank: int, out: str) -> None:
     digests = {}
-    for sparse in (True, False):
-        loop = _trained(_config("adagrad", sparse, epochs=1))
-        weights = [p.detach().double().reshape(-1) for p in loop.model.parameters()]
-        digests[str(sparse)] = [float(w.sum()) for w in weights]
+    for optimizer in ("adagrad", "adam"):
+        for sparse in (True, False):
+            loop = _trained(_config(optimizer, sparse, epochs=1))
+            assert all(t.sparse == sparse for t in _tables(loop))
+            assert loop.densify == (sparse and optimizer == "adam")
+            weights = [p.detach().double().reshape(-1) for p in loop.model.parameters()]
+            digests[f"{optimizer} {sparse}"] = [float(w.sum()) for w in weights]
     Path(f"{out}.{rank}").write_text(json.dumps(digests))
     dist.barrier()
 
@@ -137,8 +140,12 @@ def _group_worker(rank: int, out: str) -> None:
 def test_two_workers_gather_sparse_rows_like_a_dense_all_reduce(
     tmp_path: Path,
 ) -> None:
+    """Adagrad updates the gathered rows; Adam makes them dense again first.
+    Either way the replicas stay identical and train what a dense all-reduce
+    of every row trains."""
     run_group(_group_worker, (str(tmp_path / "out"),), timeout_s=60)
     ranks = [json.loads((tmp_path / f"out.{r}").read_text()) for r in range(2)]
-    # Replicas stay identical, and sparse sync trains what dense sync does.
     assert ranks[0] == ranks[1]
-    assert ranks[0]["True"] == pytest.approx(ranks[0]["False"], rel=1e-5, abs=1e-5)
+    for optimizer in ("adagrad", "adam"):
+        sparse, dense = ranks[0][f"{optimizer} True"], ranks[0][f"{optimizer} False"]
+        assert sparse == pytest.approx(dense, rel=1e-5, abs=1e-5), optimizer

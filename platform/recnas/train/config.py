@@ -132,10 +132,13 @@ class TrainConfig:
         collective_timeout_s: Timeout of every collective; a hang becomes an
             error after this long.
         sparse_gradients: Give embedding tables sparse gradients (only the
-            rows a batch touched) where the update stays exactly the dense
-            one: Adagrad without weight decay and ``grad_sync="allreduce"``.
-            Workers then exchange and update the touched rows only, not
-            every row of every table.
+            rows a batch touched) with ``grad_sync="allreduce"``. Under
+            Adagrad without weight decay (the update stays exactly the dense
+            one) workers exchange and update the touched rows only, not
+            every row of every table. Under other optimizers (Adam moves
+            every row) and with more than one worker, workers still exchange
+            only the touched rows and make the mean gradient dense again
+            before the optimizer, the same update as a dense all-reduce.
         threads: Torch intra-op threads per worker (0: its CPUs).
     """
 

@@ -194,6 +194,13 @@ def clip_gradients(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
     return total
 
 
+def densify_gradients(params: Iterable[nn.Parameter]) -> None:
+    """Make every sparse gradient dense (for optimizers that move every row)."""
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.to_dense()
+
+
 def sparse_embeddings(model: nn.Module) -> None:
     """Switch every embedding table of ``model`` to sparse gradients."""
     for module in model.modules():
@@ -281,15 +288,20 @@ class WorkerLoop:
         self.schedule = make_schedule(self.optimizer, cfg, self.total_steps)
 
     def _sparse_tables(self) -> None:
-        """Switch the embedding tables to sparse gradients where that leaves
-        the update exact and the gradient sync is ours (not torch DDP)."""
+        """Switch the embedding tables to sparse gradients where the gradient
+        sync is ours (not torch DDP) and either the optimizer updates rows
+        exactly from them, or there are other workers to exchange touched
+        rows with (the gradients are then made dense again before the
+        optimizer, see ``densify``)."""
         cfg = self.config
-        if (
-            cfg.sparse_gradients
-            and cfg.grad_sync == "allreduce"
-            and sparse_rows_exact(cfg.optimizer, cfg.weight_decay)
-        ):
+        self.densify = False
+        if not (cfg.sparse_gradients and cfg.grad_sync == "allreduce"):
+            return
+        if sparse_rows_exact(cfg.optimizer, cfg.weight_decay):
             sparse_embeddings(self.model)
+        elif _grouped():
+            sparse_embeddings(self.model)
+            self.densify = True
 
     def _init_state(self) -> None:
         self.position = ckpt.Position(
@@ -398,6 +410,8 @@ class WorkerLoop:
         loss.backward()
         if self.net is self.model:
             sync_gradients(self.params)
+        if self.densify:
+            densify_gradients(self.params)
         if self.config.clip_norm:
             clip_gradients(self.params, self.config.clip_norm)
         self.optimizer.step()
