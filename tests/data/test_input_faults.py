@@ -127,3 +127,29 @@ def test_offending_lines_are_reported_in_input_order(tmp_path):
         max_rejected_fraction=0.5,
     )
     assert [(r["line"], r["reason"]) for r in _rejected(meta)] == expected
+
+
+def test_a_reader_reject_after_a_stray_carriage_return_keeps_its_text(tmp_path):
+    from recnas.data.readers.avazu import HEADER
+
+    row = (
+        "1,0,14102100,1005,0,1fbe01fe,f3845767,28905ebd,ecad2386,7801e8d9,"
+        "07d7df22,a99f214a,ddd2926e,44956a24,1,2,15706,320,50,1722,0,35,-1,79"
+    )
+    bad = row.replace("14102100", "14102199")  # hour 99: rejected by the reader
+    stray = row.replace("1fbe01fe", "1fbe\r01fe")
+    lines = [",".join(HEADER)] + [row] * 3 + [stray] + [row] * 26 + [bad] + [row]
+    path = tmp_path / "train.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    meta = ingest(
+        "avazu",
+        [str(path)],
+        str(tmp_path / "o"),
+        parallel="local",
+        max_rejected_fraction=0.1,
+    )
+    check_dataset(meta)
+    assert [(r["line"], r["reason"], r["text"]) for r in _rejected(meta)] == [
+        (5, "carriage_return", stray),
+        (32, "time_value", bad),
+    ]

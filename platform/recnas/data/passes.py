@@ -42,13 +42,7 @@ from recnas.data.fields import (
     transform_dense,
 )
 from recnas.data.readers.base import FeatureDefs, Reader, RowFile
-from recnas.data.textio import (
-    Chunk,
-    InputReadError,
-    iter_blocks,
-    parse_block,
-    row_texts,
-)
+from recnas.data.textio import Chunk, InputReadError, iter_blocks, line_texts
 
 # Staged chunks are read back once or twice: compress only on remote storage.
 _STAGE_IPC = {
@@ -205,11 +199,8 @@ def _stage_block(
     bad = np.flatnonzero(rows.reasons != 0)
     if len(bad) and not rows.strings:
         # The reader rejected rows of a block that parsed on the fast path,
-        # which keeps no text: parse the block again as strings for it.
-        names = [c.name for c in file.columns]
-        again = parse_block(data, names, file.delimiter, file.quoted)
-        at = np.searchsorted(again.lines, rows.lines[bad])
-        texts = row_texts(again.table, at, file.delimiter)
+        # which keeps no text: the lines' text comes from the block.
+        texts = line_texts(data, rows.lines[bad])
     else:
         texts = rejected_texts(rows, bad, file.delimiter)
     for i, text in zip(bad.tolist(), texts, strict=True):

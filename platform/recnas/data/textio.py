@@ -324,3 +324,18 @@ def row_texts(table: pa.Table, rows: np.ndarray, delimiter: str) -> list[str]:
         for col in picked.columns
     ]
     return [delimiter.join(col[i] for col in columns) for i in range(len(rows))]
+
+
+def line_texts(data: bytes | memoryview, lines: np.ndarray) -> list[str]:
+    """The text of some lines of a block (0-based), without their line ends."""
+    if len(lines) == 0:
+        return []
+    raw = np.frombuffer(data, dtype=np.uint8)
+    lf = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], lf + 1])
+    ends = np.append(lf, len(raw))
+    out = []
+    for line in np.asarray(lines).tolist():
+        text = bytes(raw[starts[line] : ends[line]])
+        out.append(text.removesuffix(b"\r").decode("utf-8", "replace"))
+    return out
