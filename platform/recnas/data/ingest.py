@@ -523,7 +523,15 @@ class _Ingest:
 
             remote = ray.remote(num_cpus=1, max_retries=2)(fn)
             ref = ray.put(shared) if shared is not _NOTHING else None
-            return ray.get([remote.remote(*args(i, ref)) for i in range(len(items))])
+            refs = [remote.remote(*args(i, ref)) for i in range(len(items))]
+            try:
+                return ray.get(refs)
+            except ray.exceptions.RayTaskError as err:
+                # A user error in a task (a bad input file): its own message,
+                # not the task's traceback.
+                if isinstance(err.cause, ValueError):
+                    raise err.cause from None
+                raise
         workers = self.opts.workers or min(len(items), _cpu_count())
         if workers <= 1:
             return [fn(*args(i, shared)) for i in range(len(items))]
