@@ -153,22 +153,3 @@ def test_a_reader_reject_after_a_stray_carriage_return_keeps_its_text(tmp_path):
         (5, "carriage_return", stray),
         (32, "time_value", bad),
     ]
-
-
-def test_a_damaged_file_under_ray_tasks_gives_its_own_message(
-    criteo_text, tmp_path, ray_cluster
-):
-    packed = gzip.compress(criteo_text.read_bytes())
-    path = tmp_path / "day_2.txt.gz"
-    path.write_bytes(packed[: len(packed) * 7 // 10])
-    with pytest.raises(ValueError) as info:
-        ingest(
-            "criteo",
-            [str(path)],
-            str(tmp_path / "out"),
-            parallel="ray",
-            block_bytes=1 << 18,
-        )
-    message = str(info.value)
-    assert message.startswith("day_2.txt.gz: cannot read the file past line ")
-    assert "Traceback" not in message

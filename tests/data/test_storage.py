@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -119,3 +120,22 @@ def test_ray_tasks_ingest_byte_ranges_on_s3(s3, tmp_path, ray_cluster):
     assert on_ray.files == local.files
     check_dataset(local)
     assert on_ray.rows_read == 4_000
+
+
+def test_a_damaged_file_under_ray_tasks_gives_its_own_message(tmp_path, ray_cluster):
+    """Runs after the S3 tests: Ray workers started earlier miss their settings."""
+    write_criteo(tmp_path / "plain.txt", 20_000, seed=3)
+    packed = gzip.compress((tmp_path / "plain.txt").read_bytes())
+    path = tmp_path / "day_2.txt.gz"
+    path.write_bytes(packed[: len(packed) * 7 // 10])
+    with pytest.raises(ValueError) as info:
+        ingest(
+            "criteo",
+            [str(path)],
+            str(tmp_path / "out"),
+            parallel="ray",
+            block_bytes=1 << 18,
+        )
+    message = str(info.value)
+    assert message.startswith("day_2.txt.gz: cannot read the file past line ")
+    assert "Traceback" not in message
