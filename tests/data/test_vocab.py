@@ -198,3 +198,31 @@ def test_plain_and_dictionary_hex_ids_agree():
     bad = lines.replace(b"abcdef01", b"abcdefg1")
     rows = parse_rows(bad, columns, "\t", plain=("C1",))
     assert (rows.reasons == 6).sum() == 50  # sparse_id
+
+
+def test_groups_added_a_few_tables_at_a_time_match_one_add():
+    from recnas.data.vocab import Groups
+
+    rng = np.random.default_rng(7)
+    for high in (50, 2**40):
+        tables = []
+        for _ in range(7):
+            values = rng.integers(0, high, int(rng.integers(0, 40))).astype(np.uint64)
+            counts = rng.integers(0, 9, len(values))
+            tables.append(
+                pa.table(
+                    {
+                        "value": pa.array(values, pa.uint64()),
+                        "count": pa.array(counts, pa.int64()),
+                    }
+                )
+            )
+        whole, parts = Groups(), Groups()
+        expected = whole.add(tables)
+        got = parts.add(tables[:3]) + parts.add(tables[3:4]) + parts.add(tables[4:])
+        assert all((a == b).all() for a, b in zip(expected, got, strict=True))
+        assert (whole.counts == parts.counts).all()
+        assert whole.values.equals(parts.values)
+        # Groups are numbered by first appearance; equal values share one.
+        flat = np.concatenate([t["value"].to_numpy() for t in tables])
+        assert (whole.values.to_numpy()[np.concatenate(expected)] == flat).all()

@@ -336,7 +336,7 @@ class MergeJob:
     multi: bool = False
 
 
-MERGE_CHUNKS = 16  # chunks' counts merged at once (bounds the merge's memory)
+MERGE_CHUNKS = 8  # chunks' counts merged at once (bounds the merge's memory)
 _GROUPS_SCHEMA = pa.schema([("group", pa.int32())])
 
 

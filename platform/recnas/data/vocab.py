@@ -95,34 +95,58 @@ class Groups:
     """Distinct values met so far with their summed counts.
 
     Values keep the group (position) they first got as more tables are
-    added, so the groups handed out earlier stay valid.
+    added, so the groups handed out earlier stay valid. Groups are numbered
+    in order of first appearance. Known values are found again through a
+    sorted index (a binary search), so an added table costs a hash of its own
+    entries only, not of every value met before: tables can be added a few
+    at a time (bounded memory) at little extra cost.
     """
 
     def __init__(self) -> None:
         self.values = pa.array([], pa.uint64())
         self.counts = np.zeros(0, dtype=np.int64)
+        self._sorted = np.zeros(0, dtype=np.uint64)  # known values, sorted
+        self._sorted_groups = np.zeros(0, dtype=np.int32)  # and their groups
 
     def add(self, tables: list[pa.Table]) -> list[np.ndarray]:
         """Adds ``(value, count)`` tables; returns the group of each table row."""
         known = len(self.values)
-        parts = [self.values] + [t["value"].combine_chunks() for t in tables]
-        values = pa.concat_arrays(parts)
+        parts = [t["value"].combine_chunks().cast(pa.uint64()) for t in tables]
+        values = pa.concat_arrays(parts) if parts else pa.array([], pa.uint64())
+        hashed = values
         if len(values) and pc.max(values).as_py() < 2**32:
-            values = values.cast(pa.uint32())  # a smaller, faster hash table
-        encoded = pc.dictionary_encode(values)
-        groups = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-        # pyarrow numbers distinct values in order of first appearance; the
-        # known values come first and keep their numbers.
-        if known and groups[known - 1] != known - 1:
-            raise AssertionError("dictionary_encode renumbered known values")
+            hashed = values.cast(pa.uint32())  # a smaller, faster hash table
+        encoded = pc.dictionary_encode(hashed)
+        distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+        distinct = distinct.astype(np.uint64)
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        group_of = np.empty(len(distinct), dtype=np.int32)
+        found = np.zeros(len(distinct), dtype=bool)
+        if known and len(distinct):
+            at = np.minimum(np.searchsorted(self._sorted, distinct), known - 1)
+            found = self._sorted[at] == distinct
+            group_of[found] = self._sorted_groups[at[found]]
+        fresh = np.flatnonzero(~found)  # in order of first appearance
+        group_of[fresh] = np.arange(known, known + len(fresh), dtype=np.int32)
+        groups = group_of[codes]
         weights = np.concatenate(
-            [self.counts] + [t["count"].to_numpy().astype(np.int64) for t in tables]
+            [t["count"].to_numpy().astype(np.int64) for t in tables]
+            or [np.zeros(0, np.int64)]
         )
         # Float sums of integers are exact below 2**53 counts.
-        sums = np.bincount(groups, weights=weights, minlength=len(encoded.dictionary))
-        self.counts = sums.astype(np.int64)
-        self.values = encoded.dictionary.cast(pa.uint64())
-        bounds = np.cumsum([known] + [t.num_rows for t in tables])
+        sums = np.bincount(groups, weights=weights, minlength=known + len(fresh))
+        self.counts = np.concatenate(
+            [self.counts, np.zeros(len(fresh), np.int64)]
+        ) + sums.astype(np.int64)
+        new_values = distinct[fresh]
+        self.values = pa.concat_arrays([self.values, pa.array(new_values, pa.uint64())])
+        order = np.argsort(new_values, kind="stable")
+        where = np.searchsorted(self._sorted, new_values[order])
+        self._sorted = np.insert(self._sorted, where, new_values[order])
+        self._sorted_groups = np.insert(
+            self._sorted_groups, where, group_of[fresh][order]
+        )
+        bounds = np.cumsum([0] + [t.num_rows for t in tables])
         return [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
