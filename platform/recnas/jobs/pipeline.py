@@ -1,7 +1,7 @@
 """Runs a job's stages in order, skipping those already done.
 
-    ingest ─► supernet ─► search ─► retrain ─┐
-       └──────────────────────────► baselines ┴─► report
+    ingest -> supernet -> search -> retrain -+
+       +--------------------------> baselines +-> report
 
 Each stage has a hash of its inputs: the job sections it reads and the hashes
 of the stages it depends on. A stage whose completion record holds the same

@@ -5,8 +5,8 @@ per example: ``forward(batch) -> [B]`` float32. They share the same input
 layer: one E-wide embedding per sparse feature (multi-valued features are
 mean-pooled over their present ids), and the dense features as they come.
 
-    dense [B, F_d] ─────────────────────────────┐
-    sparse ids ──> embeddings [B, F_s, E] ──────┤──> model-specific part ──> [B]
+    dense [B, F_d] -----------------------------+
+    sparse ids --> embeddings [B, F_s, E] ------+--> model-specific part --> [B]
 
 Build one by name with :func:`build_baseline`; :data:`BASELINES` lists them.
 

@@ -2,9 +2,9 @@
 
 ::
 
-    stem ─┬─> block 0 ─┬─> block 1 ─┬─> ... ─> block n-1 ─> head ─> logit
-          │            │            │              ^
-          └────────────┴────────────┴──────────────┘  any earlier output
+    stem -+-> block 0 -+-> block 1 -+-> ... -> block n-1 -> head -> logit
+          |            |            |              ^
+          +------------+------------+--------------+  any earlier output
 
     block i holds, at the largest size, one set of weights per operator of
     the space (fc, dot_product, ..., efc, attention) and per merger. An
