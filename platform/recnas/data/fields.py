@@ -65,7 +65,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recnas.data.textio import PARSE_BLOCK, ParsedBlock, parse_block, row_texts
+from recnas.data.textio import (
+    ParsedBlock,
+    parse_block,
+    read_block,
+    row_texts,
+)
 
 KINDS = (
     "label01",
@@ -308,50 +313,19 @@ def _restore_lines(rows: Rows, stray: _Stray | None) -> Rows:
 def _parse_fast(
     data: bytes | memoryview, columns: list[Column], delimiter: str, quoted: bool
 ) -> ParsedBlock:
-    bad: list[tuple[int, str]] = []
-
-    def on_invalid(row) -> str:
-        bad.append((row.number - 1, row.text))
-        return "skip"
-
+    convert = pacsv.ConvertOptions(
+        column_types={c.name: _FAST_TYPES.get(c.kind, pa.string()) for c in columns},
+        include_columns=[c.name for c in columns if c.kind != "skip"],
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        check_utf8=False,
+    )
+    # A bad value raises: the caller then reads the block as strings.
     names = [c.name for c in columns]
-    types = {c.name: _FAST_TYPES.get(c.kind, pa.string()) for c in columns}
-
-    def read(block_size: int) -> pa.Table:
-        bad.clear()
-        return pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=block_size
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                quote_char='"' if quoted else False,
-                ignore_empty_lines=False,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                include_columns=[c.name for c in columns if c.kind != "skip"],
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                check_utf8=False,
-            ),
-        )
-
-    try:
-        table = read(PARSE_BLOCK)
-    except pa.ArrowInvalid as err:
-        if "straddl" not in str(err):  # a bad value: the caller reads strings
-            raise
-        table = read(max(len(data), 1 << 16))  # a line longer than a reader block
-    num_lines = table.num_rows + len(bad)
-    keep = np.ones(num_lines, dtype=bool)
-    bad_lines = np.array([b[0] for b in bad], dtype=np.int64)
-    keep[bad_lines] = False
-    lines = np.flatnonzero(keep).astype(np.int64)
-    return ParsedBlock(table, lines, bad_lines, [b[1] for b in bad], num_lines)
+    return read_block(
+        data, names, delimiter, quoted, convert, retry_straddling_only=True
+    )
 
 
 def _all_null(values: dict[str, pa.Array], n: int) -> np.ndarray:

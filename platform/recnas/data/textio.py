@@ -272,6 +272,31 @@ def parse_block(
     Empty lines become rows of empty fields (callers reject them as blank);
     rows with more or fewer fields than ``names`` come back in ``bad_lines``.
     """
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        check_utf8=False,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    return read_block(data, names, delimiter, quoted, convert)
+
+
+def read_block(
+    data: bytes | memoryview,
+    names: list[str],
+    delimiter: str,
+    quoted: bool,
+    convert: pacsv.ConvertOptions,
+    *,
+    retry_straddling_only: bool = False,
+) -> ParsedBlock:
+    """pyarrow's CSV reader over one block, every line accounted for.
+
+    Lines with more or fewer fields than ``names`` come back in ``bad_lines``.
+    A line longer than a reader block is read again with a single block; with
+    ``retry_straddling_only`` any other ``ArrowInvalid`` (a value ``convert``
+    rejects) is raised to the caller instead.
+    """
     bad: list[tuple[int, str]] = []
 
     def on_invalid(row) -> str:
@@ -291,17 +316,14 @@ def parse_block(
                 ignore_empty_lines=False,
                 invalid_row_handler=on_invalid,
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                check_utf8=False,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
+            convert_options=convert,
         )
 
     try:
         table = read(PARSE_BLOCK)
-    except pa.ArrowInvalid:  # a line longer than a reader block
+    except pa.ArrowInvalid as err:
+        if retry_straddling_only and "straddl" not in str(err):
+            raise
         table = read(max(len(data), 1 << 16))
     num_lines = table.num_rows + len(bad)
     bad_lines = np.array([b[0] for b in bad], dtype=np.int64)
