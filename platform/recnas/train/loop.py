@@ -265,6 +265,12 @@ class WorkerLoop:
         self.space = (
             load_space(cfg.model.space) if cfg.model.kind == "supernet" else None
         )
+        # What score() runs: the model itself, or a supernet's fixed archs.
+        self.eval_archs: list[Any] = [None]
+        if self.space is not None:
+            self.eval_archs = evaluation_architectures(
+                self.space, cfg.seed, cfg.supernet_eval_archs
+            )
         self.net: nn.Module = self.model
         if cfg.grad_sync == "ddp" and _grouped():
             self.net = nn.parallel.DistributedDataParallel(
@@ -556,12 +562,6 @@ class WorkerLoop:
     def score(self, split: str) -> dict[str, float]:
         """Exact metrics over the whole split, gathered from all workers; for a
         supernet, their mean over its evaluation architectures."""
-        cfg = self.config
-        archs = [None]
-        if self.space is not None:
-            archs = evaluation_architectures(
-                self.space, cfg.seed, cfg.supernet_eval_archs
-            )
         runs = [
             evaluate(
                 self.model,
@@ -570,7 +570,7 @@ class WorkerLoop:
                 device=self.device,
                 autocast_dtype=self.autocast,
             )
-            for arch in archs
+            for arch in self.eval_archs
         ]
         mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("logloss", "auc")}
         return {**mean, "rows": runs[0]["rows"]}
