@@ -13,7 +13,7 @@ import torch.distributed as dist
 from recnas.models.baselines import build_baseline
 from recnas.train.checkpoint import load_model, read_description
 from recnas.train.config import TrainConfig
-from recnas.train.data import TensorLoader, TensorSource, take_rows
+from recnas.train.data import TensorLoader, TensorSource
 from recnas.train.loop import WorkerLoop, run_steps, train_local
 from recnas.train.metrics import evaluate
 from recnas.train.session import LocalSession
@@ -140,7 +140,7 @@ class _UnevenSource(TensorSource):
         cut = len(rows) - 5
         index = torch.arange(0, cut) if rank == 0 else torch.arange(cut, len(rows))
         for start in range(0, len(index), self.batch_size):
-            yield take_rows(rows, index[start : start + self.batch_size])
+            yield rows.take(index[start : start + self.batch_size])
 
 
 def _uneven_worker(rank: int, out: str, grad_sync: str) -> None:

@@ -150,6 +150,24 @@ class Batch:
     def __len__(self) -> int:
         return int(self.label.shape[0])
 
+    def take(self, index: torch.Tensor) -> Batch:
+        """The rows ``index`` (copies)."""
+        return Batch(
+            label=self.label[index],
+            dense=self.dense[index],
+            sparse=self.sparse[index],
+            multi=tuple(m[index] for m in self.multi),
+        )
+
+    def rows(self, start: int, stop: int) -> Batch:
+        """Rows ``[start, stop)`` as views of this batch's tensors."""
+        return Batch(
+            label=self.label[start:stop],
+            dense=self.dense[start:stop],
+            sparse=self.sparse[start:stop],
+            multi=tuple(m[start:stop] for m in self.multi),
+        )
+
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
             label=self.label.to(device, non_blocking=True),

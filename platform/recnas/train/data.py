@@ -82,16 +82,6 @@ class DatasetSource:
         return loader.epoch(0)
 
 
-def take_rows(batch: Batch, index: torch.Tensor) -> Batch:
-    """The rows ``index`` of ``batch``."""
-    return Batch(
-        label=batch.label[index],
-        dense=batch.dense[index],
-        sparse=batch.sparse[index],
-        multi=tuple(m[index] for m in batch.multi),
-    )
-
-
 class TensorLoader:
     """Training batches of one worker from in-memory rows.
 
@@ -104,7 +94,7 @@ class TensorLoader:
         self, rows: Batch, batch_size: int, rank: int, world_size: int, seed: int
     ) -> None:
         n = len(rows)
-        self.rows = take_rows(rows, torch.arange(rank, n, world_size))
+        self.rows = rows.take(torch.arange(rank, n, world_size))
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_epoch = (n // world_size) // batch_size
@@ -114,7 +104,7 @@ class TensorLoader:
         order = torch.randperm(len(self.rows), generator=g)
         for step in range(start_step, self.steps_per_epoch):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
-            yield take_rows(self.rows, index)
+            yield self.rows.take(index)
 
 
 class TensorSource:
@@ -149,10 +139,9 @@ class TensorSource:
 
     def evaluation(self, split: str, rank: int, world_size: int) -> Iterator[Batch]:
         rows = self.splits[split]
-        mine = take_rows(rows, torch.arange(rank, len(rows), world_size))
+        mine = rows.take(torch.arange(rank, len(rows), world_size))
         for start in range(0, len(mine), self.batch_size):
-            index = torch.arange(start, min(start + self.batch_size, len(mine)))
-            yield take_rows(mine, index)
+            yield mine.rows(start, start + self.batch_size)
 
 
 def _concat(parts: list[Batch]) -> Batch:
