@@ -17,6 +17,7 @@ from recnas.data.ingest import ingest
 from recnas.data.loader import BatchLoader
 from recnas.data.meta import load_meta
 
+from ..conftest import S3_PORT
 from .helpers import check_dataset, write_criteo
 
 ZIP = (
@@ -28,51 +29,32 @@ ZIP = (
 BUCKET = "recnas-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3():
-    """A moto S3 server of our own on 127.0.0.1, with AWS settings pointing at it."""
-    port = _free_port()
+    """A moto S3 server of our own on 127.0.0.1, where the test session's AWS
+    settings point (see conftest)."""
     server = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        [str(server), "-H", "127.0.0.1", "-p", str(S3_PORT)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", S3_PORT), timeout=0.2).close()
             break
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                pytest.fail("moto_server did not start")
+                pytest.fail(f"moto_server did not start on 127.0.0.1:{S3_PORT}")
             time.sleep(0.1)
-    settings = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
     import boto3
 
-    boto3.client("s3", endpoint_url=settings["AWS_ENDPOINT_URL"]).create_bucket(
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
         Bucket=BUCKET
     )
     yield f"s3://{BUCKET}"
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,6 +12,8 @@ import torch.multiprocessing as mp
 
 from recnas.data.features import Batch, FeatureSet
 from recnas.train.data import TensorSource
+
+from ..ports import free_port
 
 FEATURES = FeatureSet.synthetic(4, [50, 60, 70, 30], multi=1)
 
@@ -35,12 +36,6 @@ def tensor_source(
         "test": learnable_rows(500, seed + 20),
     }
     return TensorSource(FEATURES, splits, batch_size=batch_size, seed=seed)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _entry(
