@@ -33,6 +33,7 @@ from recnas.data.features import Batch, FeatureSet
 from recnas.models.baselines import build_baseline
 from recnas.train.config import TrainConfig
 from recnas.train.data import TensorSource
+from recnas.train.launcher import Scaling
 from recnas.train.loop import WorkerLoop
 from recnas.train.session import LocalSession
 
@@ -217,6 +218,15 @@ def _subnet_times(variants: tuple[str, ...], rounds: int, out: str) -> None:
     Path(out).write_text(json.dumps(times))
 
 
+_OPENMP_SET = any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+
+
+def _openmp_env(policy: str) -> dict[str, str]:
+    """The OpenMP variables that recnas's workers get under ``policy``."""
+    env = Scaling(omp_wait_policy=policy).worker_env()
+    return {k: v for k, v in env.items() if not k.startswith("RAY_")}
+
+
 def _in_fresh_process(env: dict[str, str], fn, *args) -> None:
     """Run ``fn(*args)`` in a new Python process started with ``env`` added
     (OpenMP reads its settings when torch loads)."""
@@ -249,8 +259,9 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
     model's 2 x 3 x multiply-adds, so the two can be compared.
 
     Single steps and single 2048^3 matmuls are timed in turns, 8 of each, in
-    a fresh process that runs OpenMP as recnas's Ray workers do (passive wait
-    policy, see ``Scaling``) and, for comparison, in one with torch's default.
+    a fresh process that runs OpenMP as recnas's Ray workers do (brief
+    spinning, see ``Scaling``) and, for comparison, in one with torch's
+    default (long spinning) and in one whose threads sleep at once.
     The peak is the fastest matmul of either process; the figure in
     parentheses compares the median step with the median matmul instead.
     """
@@ -272,13 +283,13 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
         f"2 x multiply-adds x 3 = {6 * macs / 1e6:.2f})"
     )
     peak_flop = 2 * MATMUL_N**3
-    runs = {"passive": ("sparse", "dense"), "default": ("sparse",)}
-    if "OMP_WAIT_POLICY" in os.environ:  # this process is not torch's default
-        del runs["default"]
+    runs = {"brief": ("sparse", "dense"), "passive": ("sparse",)}
+    if not _OPENMP_SET:  # this process runs torch's default
+        runs["default"] = ("sparse",)
     times = {}
     for policy, variants in runs.items():
         out = tmp_path / f"{policy}.json"
-        env = {"OMP_WAIT_POLICY": "PASSIVE"} if policy == "passive" else {}
+        env = _openmp_env(policy) if policy != "default" else {}
         _in_fresh_process(env, _subnet_times, variants, 8, str(out))
         times[policy] = json.loads(out.read_text())
     for threads in ("1", "2"):
@@ -405,7 +416,7 @@ def _fit(
 ) -> list[dict]:
     """Rank 0's reports of a fit (one every ``every`` steps, then the final),
     each with the ``perf_counter`` time it reached the driver."""
-    from recnas.train.launcher import Scaling, fit
+    from recnas.train.launcher import fit
 
     config = TrainConfig.baseline(
         data,
@@ -461,8 +472,8 @@ def _plain_all_threads(steps: int, window: int, out: str) -> None:
 class _PlainReference:
     """The hand-written loop's windows at 1 and 2 threads, gathered in turns
     with the fits: in this process (torch's default OpenMP settings) and in a
-    fresh process with the workers' passive OpenMP wait policy. Every window
-    of both counts, so the reference is the faster of the two set-ups."""
+    fresh process with the workers' OpenMP settings. Every window of both
+    counts, so the reference is the faster of the two set-ups."""
 
     def __init__(self, folder: Path, steps: int, window: int) -> None:
         self.folder, self.steps, self.window = folder, steps, window
@@ -480,7 +491,7 @@ class _PlainReference:
                 self.cpu.append(cpu_rate)
         self.runs += 1
         out = self.folder / f"plain-{self.runs}.json"
-        env = {"OMP_WAIT_POLICY": "PASSIVE"}
+        env = _openmp_env(Scaling().omp_wait_policy)
         _in_fresh_process(env, _plain_all_threads, self.steps, self.window, str(out))
         for threads, (rates, cpu_rate) in json.loads(out.read_text()).items():
             self.rates[int(threads)] += rates

@@ -81,12 +81,18 @@ def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:
     from recnas.train.launcher import _report_forwarder, _trainer
 
     config = TrainConfig.baseline("d", "dnn")
-    for policy in ("passive", "active"):
+    expected = {
+        "brief": ("PASSIVE", "1000"),
+        "passive": ("PASSIVE", "0"),
+        "active": ("ACTIVE", "infinite"),
+    }
+    assert Scaling().omp_wait_policy == "brief"
+    for policy, (wait, spins) in expected.items():
         scaling = Scaling(num_workers=1, omp_wait_policy=policy)
         cb = _report_forwarder(queue.Queue())
         trainer = _trainer(config, scaling, str(tmp_path), "run", cb)
         env = trainer.run_config.worker_runtime_env["env_vars"]
-        assert env["OMP_WAIT_POLICY"] == policy.upper()
+        assert (env["OMP_WAIT_POLICY"], env["GOMP_SPINCOUNT"]) == (wait, spins)
         assert env["RAY_worker_niceness"] == "0"
 
 
