@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -140,10 +141,28 @@ def test_batch_shapes_match_the_feature_set(uri):
 
 
 def test_stopping_early_releases_the_prefetch_thread(uri):
+    before = set(threading.enumerate())
     loader = BatchLoader(uri, "train", batch_size=32, prefetch=2)
     iterator = loader.epoch(0)
     next(iterator)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started] == ["recnas-loader"]
     iterator.close()  # must not hang
+    assert not started[0].is_alive()
+
+
+def test_background_and_inline_preparation_give_the_same_batches(uri):
+    def batches(prefetch: int) -> list:
+        loader = BatchLoader(
+            uri, "train", batch_size=300, seed=5, shuffle_buffer=2000, prefetch=prefetch
+        )
+        return list(loader.epoch(2, start_step=3))
+
+    inline, background = batches(0), batches(1)
+    assert len(inline) == len(background) > 10
+    for a, b in zip(inline, background, strict=True):
+        assert torch.equal(a.sparse, b.sparse) and torch.equal(a.dense, b.dense)
+        assert all(torch.equal(x, y) for x, y in zip(a.multi, b.multi, strict=True))
 
 
 def test_bad_arguments_are_named(uri):
