@@ -135,7 +135,8 @@ def test_too_many_rejected_rows_stop_ingest_naming_the_lines(criteo_bad):
 
 def test_avazu_bad_rows(tmp_path):
     header = (
-        "id,click,hour,C1,banner_pos,site_id,site_domain,site_category,app_id,app_domain,"
+        "id,click,hour,C1,banner_pos,site_id,site_domain,site_category,app_id,"
+        "app_domain,"
         "app_category,device_id,device_ip,device_model,device_type,device_conn_type,"
         "C14,C15,C16,C17,C18,C19,C20,C21"
     )

@@ -105,7 +105,7 @@ def test_ray_tasks_ingest_byte_ranges_on_s3(s3, tmp_path, ray_cluster):
 
 
 def test_a_damaged_file_under_ray_tasks_gives_its_own_message(tmp_path, ray_cluster):
-    """Runs after the S3 tests: Ray workers started earlier miss their settings."""
+    """A truncated gzip input read by Ray tasks is named, with the line reached."""
     write_criteo(tmp_path / "plain.txt", 20_000, seed=3)
     packed = gzip.compress((tmp_path / "plain.txt").read_bytes())
     path = tmp_path / "day_2.txt.gz"

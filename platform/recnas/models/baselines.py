@@ -78,7 +78,7 @@ class Embeddings(nn.Module):
 
 
 def mlp(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
-    """Linear → ReLU (→ Dropout) layers; [B, in_dim] → [B, hidden[-1]]."""
+    """Linear -> ReLU (-> Dropout) layers; [B, in_dim] -> [B, hidden[-1]]."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), nn.ReLU()]
@@ -89,7 +89,7 @@ def mlp(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> nn.Sequenti
 
 
 def fm_interaction(tokens: torch.Tensor) -> torch.Tensor:
-    """Second-order factorization-machine term: [B, F, E] → [B]."""
+    """Second-order factorization-machine term: [B, F, E] -> [B]."""
     square_of_sum = tokens.sum(1).pow(2)
     sum_of_square = tokens.pow(2).sum(1)
     return 0.5 * (square_of_sum - sum_of_square).sum(1)
@@ -282,7 +282,7 @@ class XDeepFM(nn.Module):
 
 class DCN(nn.Module):
     """Deep & Cross Network (Wang et al. 2017), cross layers
-    ``x_{l+1} = x0 (x_l · w_l) + b_l + x_l`` beside an MLP.
+    ``x_{l+1} = x0 (x_l * w_l) + b_l + x_l`` beside an MLP.
 
     Input: a Batch. Output: [B].
     """
@@ -317,7 +317,7 @@ class DCN(nn.Module):
 
 
 class DCNv2(nn.Module):
-    """DCN-v2 (Wang et al. 2021), cross layers ``x_{l+1} = x0 ⊙ (W_l x_l + b_l)
+    """DCN-v2 (Wang et al. 2021), cross layers ``x_{l+1} = x0 * (W_l x_l + b_l)
     + x_l`` with full-rank W (or rank r: ``U (V^T x)``) beside an MLP.
 
     Input: a Batch. Output: [B].

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from recnas.data.features import FeatureSet
 from recnas.data.loader import BatchLoader
 from recnas.data.meta import load_meta
 from recnas.models import cost
@@ -71,7 +72,7 @@ def _supernet(checkpoint: str) -> torch.nn.Module:
 
 
 @lru_cache(maxsize=2)
-def _features(data: str):  # noqa: ANN202 - FeatureSet
+def _features(data: str) -> FeatureSet:
     return load_meta(data).features
 
 
@@ -120,7 +121,9 @@ def score(arch: Architecture, settings: ScoringSettings) -> dict[str, Any]:
     return result
 
 
-def _finetune_head(model: Subnet, features, settings: ScoringSettings) -> float:  # noqa: ANN001
+def _finetune_head(
+    model: Subnet, features: FeatureSet, settings: ScoringSettings
+) -> float:
     if settings.finetune_steps <= 0:
         return 0.0
     for p in model.parameters():

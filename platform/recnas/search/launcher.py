@@ -106,10 +106,14 @@ class _CandidateCallback(tune.Callback):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+    def on_trial_complete(
+        self, iteration: int, trials: list, trial: Any, **info: Any
+    ) -> None:
         self._emit(trial, error=False)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+    def on_trial_error(
+        self, iteration: int, trials: list, trial: Any, **info: Any
+    ) -> None:
         self._emit(trial, error=True)
 
     def _emit(self, trial: Any, error: bool) -> None:

@@ -18,10 +18,10 @@ of the ``population_size`` most recent scored candidates. Each generation draws
 ``sample_size`` of them, mutates the best into ``children`` children and, with
 aging, retires the oldest members as the children arrive::
 
-    random × P ──► population (FIFO, P)
-                      │ draw S, take best
-                      ▼
-                  parent ──mutate──► C children ──scored──► population
+    random x P --> population (FIFO, P)
+                      | draw S, take best
+                      v
+                  parent --mutate--> C children --scored--> population
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ class ArchitectureSearcher(Searcher):
         else:
             logger.info("candidate %s failed: %s", entry["arch_id"], record["status"])
 
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:  # noqa: ANN001
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
         # The space comes from the constructor; Tune's metric/mode must agree.
         if metric and metric != self.metric or mode and mode != "min":
             raise ValueError(

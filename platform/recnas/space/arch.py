@@ -6,9 +6,9 @@ produces a dense tensor [B, d] and a sparse tensor [B, tokens, E]::
     source 0 = input stem (dense features, one token per sparse feature)
     source k = output of block k-1           (block i may read sources 0..i)
 
-                 dense sources ──> dense op ──┬──────────────> dense out
-    block i:     left, right  ──/             │  (+ FM of sparse) ^
-                 sparse sources ─> sparse op ─┴─(+8 tokens)──> sparse out
+                 dense sources --> dense op --+--------------> dense out
+    block i:     left, right  --/             |  (+ FM of sparse) ^
+                 sparse sources -> sparse op -+-(+8 tokens)--> sparse out
 
 Only the last block feeds the head. Example (one block of a 7-block chain)::
 

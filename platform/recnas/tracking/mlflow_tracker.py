@@ -4,13 +4,13 @@ Nothing here touches MLflow's global state (no ``set_tracking_uri``, no active
 run): every call names its run. The layout it writes:
 
     experiment  = job name
-    ├── run "supernet"            (one parent run per stage, tag recnas.stage)
-    ├── run "search"
-    │   ├── run "cand-3f2a9c01b7e4"   (a child per candidate, tag mlflow.parentRunId)
-    │   └── ...
-    ├── run "retrain"  → children per retrained architecture
-    ├── run "baselines" → children per baseline
-    └── run "report"   → leaderboard, plots, the registered model
+    +-- run "supernet"            (one parent run per stage, tag recnas.stage)
+    +-- run "search"
+    |   +-- run "cand-3f2a9c01b7e4"   (a child per candidate, tag mlflow.parentRunId)
+    |   +-- ...
+    +-- run "retrain"  -> children per retrained architecture
+    +-- run "baselines" -> children per baseline
+    +-- run "report"   -> leaderboard, plots, the registered model
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class TensorSource:
 
     Args:
         features: The features of the rows.
-        splits: Split name → all its rows.
+        splits: Split name -> all its rows.
         batch_size: Examples per batch.
         seed: Shuffle seed of the training rows.
         train_splits: Splits concatenated for training.

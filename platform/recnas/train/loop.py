@@ -4,8 +4,8 @@ Ray Train starts :func:`train_worker` on each worker; the same
 :class:`WorkerLoop` also runs without Ray (:class:`~recnas.train.session.
 LocalSession`) for tests and single-process use. One step::
 
-    batch ──> model(batch[, arch]) ──> BCE loss ──> backward
-          ──> all-reduce the gradients that exist ──> clip ──> optimizer, schedule
+    batch --> model(batch[, arch]) --> BCE loss --> backward
+          --> all-reduce the gradients that exist --> clip --> optimizer, schedule
 
 Supernet steps use the architecture drawn from ``(seed, step)``, the same on
 every worker with no communication; during the first
