@@ -48,7 +48,7 @@ from recnas.train import checkpoint as ckpt
 from recnas.train.build import build_model, load_space
 from recnas.train.config import TrainConfig
 from recnas.train.data import DatasetSource, DataSource
-from recnas.train.metrics import batches_of, evaluate
+from recnas.train.metrics import batches_of, evaluate_each
 from recnas.train.optim import (
     make_optimizer,
     make_schedule,
@@ -562,16 +562,13 @@ class WorkerLoop:
     def score(self, split: str) -> dict[str, float]:
         """Exact metrics over the whole split, gathered from all workers; for a
         supernet, their mean over its evaluation architectures."""
-        runs = [
-            evaluate(
-                self.model,
-                self.data.evaluation(split, self.rank, self.world),
-                arch=arch,
-                device=self.device,
-                autocast_dtype=self.autocast,
-            )
-            for arch in self.eval_archs
-        ]
+        runs = evaluate_each(
+            self.model,
+            self.data.evaluation(split, self.rank, self.world),
+            self.eval_archs,
+            device=self.device,
+            autocast_dtype=self.autocast,
+        )
         mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("logloss", "auc")}
         return {**mean, "rows": runs[0]["rows"]}
 

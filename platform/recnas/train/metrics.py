@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,18 +79,20 @@ def predict(
     model: torch.nn.Module,
     batches: Iterable[Batch],
     *,
-    arch: Any = None,
+    archs: Sequence[Any] = (None,),
     max_rows: int | None = None,
     device: torch.device | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Labels and logits of ``batches`` as one [N, 2] float32 tensor on ``device``.
+    """Labels and logits of ``batches`` as one [N, 1 + len(archs)] float32
+    tensor on ``device``: the label, then one column of logits per entry of
+    ``archs``. Every batch is read once, whatever the number of architectures.
 
     Args:
-        model: Called as ``model(batch)``, or ``model(batch, arch)`` when
-            ``arch`` is given (a supernet).
+        model: Called as ``model(batch)`` for an entry None, else as
+            ``model(batch, arch)`` (a supernet).
         batches: Batches to score.
-        arch: Architecture for a supernet.
+        archs: Architectures to score (None: the model as it is).
         max_rows: Stop after this many rows (the first ones).
         device: Where the model lives (default: CPU).
         autocast_dtype: Run the forward pass under autocast to this dtype.
@@ -103,14 +105,18 @@ def predict(
         if max_rows is not None and rows >= max_rows:
             break
         batch = batch.to(device)
+        columns = [batch.label.float()]
         with torch.autocast(
             device.type, autocast_dtype, enabled=autocast_dtype is not None
         ):
-            logits = model(batch) if arch is None else model(batch, arch)
-        parts.append(torch.stack([batch.label.float(), logits.float()], dim=1))
+            for arch in archs:
+                logits = model(batch) if arch is None else model(batch, arch)
+                columns.append(logits.float())
+        parts.append(torch.stack(columns, dim=1))
         rows += len(batch)
     model.train(was_training)
-    out = torch.cat(parts) if parts else torch.zeros(0, 2, device=device)
+    width = 1 + len(archs)
+    out = torch.cat(parts) if parts else torch.zeros(0, width, device=device)
     return out if max_rows is None else out[:max_rows]
 
 
@@ -162,13 +168,34 @@ def evaluate(
         device: Where the model lives.
         autocast_dtype: Forward pass under autocast to this dtype.
     """
+    return evaluate_each(
+        model,
+        loader,
+        [arch],
+        max_rows=max_rows,
+        device=device,
+        autocast_dtype=autocast_dtype,
+    )[0]
+
+
+def evaluate_each(
+    model: torch.nn.Module,
+    loader: Any,
+    archs: Sequence[Any],
+    *,
+    max_rows: int | None = None,
+    device: torch.device | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[dict[str, float]]:
+    """:func:`evaluate` for each of ``archs`` (None: the model as it is), in
+    one pass over the split and one gather of the predictions."""
     local = predict(
         model,
         batches_of(loader),
-        arch=arch,
+        archs=archs,
         max_rows=max_rows,
         device=device,
         autocast_dtype=autocast_dtype,
     )
     rows = gather_rows(local).double().cpu().numpy()
-    return binary_metrics(rows[:, 0], rows[:, 1])
+    return [binary_metrics(rows[:, 0], rows[:, 1 + i]) for i in range(len(archs))]
