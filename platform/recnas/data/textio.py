@@ -159,8 +159,19 @@ class InputReadError(ValueError):
         )
 
 
-# What a damaged compressed file or archive raises while it is read.
-_READ_ERRORS = (OSError, EOFError, pa.ArrowException, zipfile.BadZipFile, zlib.error)
+# What reading a broken file can raise: zip and gzip damage, a missing zip
+# member, an encrypted or unsupported zip, a truncated stream, I/O failures.
+READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    pa.ArrowException,
+)
 
 
 def iter_blocks(
@@ -177,14 +188,14 @@ def iter_blocks(
     offset = 0
     try:
         stream = open_stream(src)
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise InputReadError(src.name, 0, err) from err
     with stream:
         carry = b""
         while True:
             try:
                 data = stream.read(block_bytes)
-            except _READ_ERRORS as err:
+            except READ_ERRORS as err:
                 raise InputReadError(src.name, offset, err) from err
             if not data:
                 break

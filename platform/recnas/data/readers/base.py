@@ -19,36 +19,21 @@ from __future__ import annotations
 
 import logging
 import zipfile
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from recnas.data import storage
 from recnas.data.fields import Column, Rows
-from recnas.data.textio import Source, first_line, open_stream
+from recnas.data.textio import READ_ERRORS, Source, first_line, open_stream
 
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
-T = TypeVar("T")
-# What reading a broken file can raise: zip and gzip damage, a missing zip
-# member, an encrypted or unsupported zip, a truncated stream, I/O failures.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    zlib.error,
-    EOFError,
-    KeyError,
-    NotImplementedError,
-    RuntimeError,
-    OSError,
-    pa.ArrowException,
-)
 
 
 @dataclass(frozen=True)
@@ -213,7 +198,7 @@ def _file_sources(uri: str) -> list[Source]:
                 for i in archive.infolist()
                 if not i.is_dir() and not _system_file(i.filename)
             ]
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise ValueError(
             f"{storage.basename(uri)}: not a readable zip archive ({size} bytes: "
             f"{_describe(err)}); download it again or give the unpacked files"
@@ -259,23 +244,6 @@ def read_error(src: Source, err: BaseException) -> ValueError:
     )
 
 
-def checked_reads(src: Source, items: Iterator[T]) -> Iterator[T]:
-    """The items of an iterator that reads ``src`` (such as its line blocks).
-
-    Raises:
-        ValueError: Naming the file (and zip member) when reading fails, for
-            example on a truncated gzip stream.
-    """
-    while True:
-        try:
-            item = next(items)
-        except StopIteration:
-            return
-        except _READ_ERRORS as err:
-            raise read_error(src, err) from err
-        yield item
-
-
 def read_source(src: Source) -> bytes:
     """All decompressed bytes of a (small) side file.
 
@@ -285,7 +253,7 @@ def read_source(src: Source) -> bytes:
     try:
         with open_stream(src) as stream:
             return stream.read()
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise read_error(src, err) from err
 
 
@@ -293,7 +261,7 @@ def head_line(src: Source) -> bytes:
     """The first line of a source (see :func:`textio.first_line`), checked."""
     try:
         return first_line(src)
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise read_error(src, err) from err
 
 
@@ -306,7 +274,7 @@ def first_data_line(src: Source, limit: int = 1 << 20) -> str:
     try:
         with open_stream(src) as stream:
             head = stream.read(limit)
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise read_error(src, err) from err
     for line in head.split(b"\n"):
         text = line.rstrip(b"\r").decode("utf-8", "replace")
