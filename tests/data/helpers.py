@@ -73,3 +73,11 @@ def write_criteo(path, rows: int, seed: int = 0) -> None:
         lines.append("\t".join([str(labels[i]), *d, *s]))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def rejected_rows(meta) -> list[dict]:
+    """Every row of a dataset's rejected-rows files, in file order."""
+    rows = []
+    for part in meta.rejected_files:
+        rows += pq.read_table(f"{meta.uri}/{part['path']}").to_pylist()
+    return rows

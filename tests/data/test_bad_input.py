@@ -5,12 +5,11 @@ from __future__ import annotations
 import gzip
 import random
 
-import pyarrow.parquet as pq
 import pytest
 
 from recnas.data.ingest import ingest
 
-from .helpers import check_dataset, read_split
+from .helpers import check_dataset, read_split, rejected_rows
 
 
 def _criteo_line(rng: random.Random, label: int | str | None = None) -> list[str]:
@@ -61,13 +60,6 @@ def _criteo_lines(good: int = 300) -> tuple[list[str], dict[int, str]]:
     return lines, reasons
 
 
-def _rejected(meta) -> list[dict]:
-    rows = []
-    for info in meta.rejected_files:
-        rows += pq.read_table(f"{meta.uri}/{info['path']}").to_pylist()
-    return rows
-
-
 @pytest.fixture(scope="module")
 def criteo_bad(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
@@ -88,7 +80,7 @@ def test_each_bad_row_is_rejected_with_its_line_and_reason(criteo_bad):
     for reason in reasons.values():
         expected[reason] = expected.get(reason, 0) + 1
     assert meta.rejected == dict(sorted(expected.items()))
-    rejected = _rejected(meta)
+    rejected = rejected_rows(meta)
     assert {r["line"]: r["reason"] for r in rejected} == reasons
     assert all(r["source"] == "day_0.txt" for r in rejected)
     by_line = {r["line"]: r["text"] for r in rejected}
@@ -117,8 +109,8 @@ def test_crlf_and_gzip_inputs_give_the_same_splits(criteo_bad):
         )
         assert other.files == meta.files
         assert other.rejected == meta.rejected
-        assert {r["line"] for r in _rejected(other)} == {
-            r["line"] for r in _rejected(meta)
+        assert {r["line"] for r in rejected_rows(other)} == {
+            r["line"] for r in rejected_rows(meta)
         }
 
 
@@ -159,7 +151,7 @@ def test_avazu_bad_rows(tmp_path):
     meta = ingest("avazu", [str(path)], str(tmp_path / "o"), max_rejected_fraction=0.1)
     check_dataset(meta)
     assert meta.rejected == {"header": 1, "label": 1, "sparse_id": 1, "time_value": 1}
-    assert {r["line"]: r["reason"] for r in _rejected(meta)} == {
+    assert {r["line"]: r["reason"] for r in rejected_rows(meta)} == {
         42: "time_value",
         43: "label",
         44: "sparse_id",

@@ -5,19 +5,11 @@ from __future__ import annotations
 import gzip
 import re
 
-import pyarrow.parquet as pq
 import pytest
 
 from recnas.data.ingest import ingest
 
-from .helpers import check_dataset, write_criteo
-
-
-def _rejected(meta) -> list[dict]:
-    rows = []
-    for info in meta.rejected_files:
-        rows += pq.read_table(f"{meta.uri}/{info['path']}").to_pylist()
-    return rows
+from .helpers import check_dataset, rejected_rows, write_criteo
 
 
 def _lines(path) -> list[str]:
@@ -76,7 +68,7 @@ def test_a_stray_carriage_return_rejects_its_line_once(tmp_path):
             max_rejected_fraction=0.5,
         )
         check_dataset(meta)
-        rejected = [(r["line"], r["reason"]) for r in _rejected(meta)]
+        rejected = [(r["line"], r["reason"]) for r in rejected_rows(meta)]
         assert rejected == [
             (5, "carriage_return"),
             (10, "carriage_return"),
@@ -85,7 +77,7 @@ def test_a_stray_carriage_return_rejects_its_line_once(tmp_path):
         assert meta.rows_read == 40
         assert sum(meta.rows.values()) == 37
         assert meta.rejected == {"carriage_return": 2, "label": 1}
-        texts = {r["line"]: r["text"] for r in _rejected(meta)}
+        texts = {r["line"]: r["text"] for r in rejected_rows(meta)}
         assert texts[5] == lines[4]
 
 
@@ -126,7 +118,7 @@ def test_offending_lines_are_reported_in_input_order(tmp_path):
         parallel="local",
         max_rejected_fraction=0.5,
     )
-    assert [(r["line"], r["reason"]) for r in _rejected(meta)] == expected
+    assert [(r["line"], r["reason"]) for r in rejected_rows(meta)] == expected
 
 
 def test_a_reader_reject_after_a_stray_carriage_return_keeps_its_text(tmp_path):
@@ -149,7 +141,7 @@ def test_a_reader_reject_after_a_stray_carriage_return_keeps_its_text(tmp_path):
         max_rejected_fraction=0.1,
     )
     check_dataset(meta)
-    assert [(r["line"], r["reason"], r["text"]) for r in _rejected(meta)] == [
+    assert [(r["line"], r["reason"], r["text"]) for r in rejected_rows(meta)] == [
         (5, "carriage_return", stray),
         (32, "time_value", bad),
     ]

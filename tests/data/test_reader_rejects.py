@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from recnas.data.ingest import ingest
 from recnas.data.readers.avazu import HEADER
 
-from .helpers import check_dataset, read_split
+from .helpers import check_dataset, read_split, rejected_rows
 
 AVAZU_ROW = (
     "1,0,14102100,1005,0,1fbe01fe,f3845767,28905ebd,ecad2386,7801e8d9,07d7df22,"
@@ -20,10 +19,7 @@ AVAZU_ROW = (
 
 
 def rejected(meta) -> list[dict]:
-    rows = []
-    for part in meta.rejected_files:
-        rows += pq.read_table(f"{meta.uri}/{part['path']}").to_pylist()
-    return sorted(rows, key=lambda r: (r["source"], r["line"]))
+    return sorted(rejected_rows(meta), key=lambda r: (r["source"], r["line"]))
 
 
 def test_reader_rejects_on_clean_blocks_keep_their_text(tmp_path):
