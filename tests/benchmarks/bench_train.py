@@ -3,10 +3,10 @@
 Run with ``pytest -s -m benchmark tests/benchmarks/bench_train.py``; every test
 prints its figures on lines starting with ``BENCH``. Figures depend on the
 machine and on whatever else runs on it, so every comparison measures both
-sides the same way, in short windows taken in turns, and keeps the best
-window of each side (the one least disturbed by other work); the load average
-is printed with the figures. Each ratio compares the same model, batch and
-torch threads on both sides.
+sides the same way, in short windows taken in turns, and prints the best
+window of each side (the one least disturbed by other work) and, where there
+are many, the median; the load average is printed with the figures. Each
+ratio compares the same model, batch and torch threads on both sides.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -36,6 +34,8 @@ from recnas.train.data import TensorSource
 from recnas.train.launcher import Scaling
 from recnas.train.loop import WorkerLoop
 from recnas.train.session import LocalSession
+
+from ..train.helpers import run_group
 
 pytestmark = pytest.mark.benchmark
 
@@ -70,14 +70,7 @@ def _rows(features: FeatureSet, n: int, seed: int = 0) -> Batch:
 
 def _batches(steps: int, seed: int = 0) -> list[Batch]:
     rows = _rows(CRITEO, steps * BATCH, seed)
-    return [
-        Batch(
-            label=rows.label[i : i + BATCH],
-            dense=rows.dense[i : i + BATCH],
-            sparse=rows.sparse[i : i + BATCH],
-        )
-        for i in range(0, steps * BATCH, BATCH)
-    ]
+    return [rows.rows(i, i + BATCH) for i in range(0, steps * BATCH, BATCH)]
 
 
 def _plain_step(model: torch.nn.Module, lr: float):
@@ -159,11 +152,11 @@ def _fixture_arch():
     try:
         from recnas.space.nasrec_format import from_nasrec
 
-        return from_nasrec(json.loads(path.read_text()), space), space, "fixture"
+        return from_nasrec(json.loads(path.read_text()), space), "fixture"
     except FileNotFoundError:
         from recnas.space.sampling import sample
 
-        return sample(space, random.Random(0)), space, "sampled (seed 0)"
+        return sample(space, random.Random(0)), "sampled (seed 0)"
 
 
 def _matmul_seconds(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -198,7 +191,7 @@ def _subnet_loop(arch, sparse: bool) -> WorkerLoop:
 def _subnet_times(variants: tuple[str, ...], rounds: int, out: str) -> None:
     """Seconds of single training steps of each variant and of single 2048^3
     matmuls, in turns, at 1 and 2 threads; written to ``out`` as JSON."""
-    arch, _, _ = _fixture_arch()
+    arch, _ = _fixture_arch()
     loops = {v: _subnet_loop(arch, v == "sparse") for v in variants}
     batches = [_rows(CRITEO, BATCH, seed) for seed in range(4)]
     a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
@@ -223,8 +216,7 @@ _OPENMP_SET = any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 def _openmp_env(policy: str) -> dict[str, str]:
     """The OpenMP variables that recnas's workers get under ``policy``."""
-    env = Scaling(omp_wait_policy=policy).worker_env()
-    return {k: v for k, v in env.items() if not k.startswith("RAY_")}
+    return Scaling(omp_wait_policy=policy).openmp_env()
 
 
 def _in_fresh_process(env: dict[str, str], fn, *args) -> None:
@@ -267,7 +259,7 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
     """
     from recnas.models.cost import macs_per_example
 
-    arch, _, origin = _fixture_arch()
+    arch, origin = _fixture_arch()
     loop = _subnet_loop(arch, True)
     batch = _rows(CRITEO, BATCH)
     loop.train_step(batch)
@@ -316,28 +308,6 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
     print(f"BENCH subnet step: {_load()}")
 
 
-def _group_entry(rank: int, port: int, fn, args: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=2, timeout=timedelta(seconds=300)
-    )
-    try:
-        fn(rank, *args)
-    finally:
-        dist.destroy_process_group()
-
-
-def run_group(fn, args: tuple) -> None:
-    """``fn(rank, *args)`` in two spawned processes joined by gloo."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.start_processes(
-        _group_entry, args=(port, fn, args), nprocs=2, start_method="spawn"
-    )
-
-
 def _supernet_worker(
     rank: int, out: str, grad_sync: str, sparse: bool, steps: int
 ) -> None:
@@ -369,7 +339,7 @@ def test_supernet_two_processes(tmp_path: Path, grad_sync: str, sparse: bool) ->
     rows gathered, or every row all-reduced) against torch DDP with
     find_unused_parameters, on NASRec-Small supernet steps."""
     out = tmp_path / "final.json"
-    run_group(_supernet_worker, (str(out), grad_sync, sparse, 16))
+    run_group(_supernet_worker, (str(out), grad_sync, sparse, 16), timeout_s=300)
     final = json.loads(out.read_text())
     print(
         f"\nBENCH supernet nasrec_small 2 procs x 1 thread, grad_sync={grad_sync}, "

@@ -126,9 +126,10 @@ class TrainConfig:
             full supernet is not one of them.
         max_train_rows: Read at most this many training rows (None: all).
         max_eval_rows: Score at most this many rows of val and test.
-        grad_sync: ``"allreduce"`` (one coalesced all-reduce of the gradients
-            that exist; unused weights cost nothing) or ``"ddp"`` (torch DDP
-            with ``find_unused_parameters``).
+        grad_sync: ``"allreduce"`` (one coalesced all-reduce of the dense
+            gradients that exist, the touched embedding rows gathered, see
+            ``sparse_gradients``; unused weights cost nothing) or ``"ddp"``
+            (torch DDP with ``find_unused_parameters``).
         collective_timeout_s: Timeout of every collective; a hang becomes an
             error after this long.
         sparse_gradients: Give embedding tables sparse gradients (only the

@@ -107,10 +107,11 @@ class Scaling:
     def worker_env(self) -> dict[str, str]:
         """Environment of the worker processes, set before torch starts (Ray
         reads ``RAY_worker_niceness`` when it starts the worker process)."""
-        return {
-            **_OMP_WAIT[self.omp_wait_policy],
-            "RAY_worker_niceness": str(self.niceness),
-        }
+        return {**self.openmp_env(), "RAY_worker_niceness": str(self.niceness)}
+
+    def openmp_env(self) -> dict[str, str]:
+        """The OpenMP variables of ``omp_wait_policy``."""
+        return dict(_OMP_WAIT[self.omp_wait_policy])
 
     def scaling_config(self) -> Any:
         from ray.train import ScalingConfig

@@ -5,7 +5,10 @@ Ray Train starts :func:`train_worker` on each worker; the same
 LocalSession`) for tests and single-process use. One step::
 
     batch --> model(batch[, arch]) --> BCE loss --> backward
-          --> all-reduce the gradients that exist --> clip --> optimizer, schedule
+          --> sync the gradients that exist --> clip --> optimizer, schedule
+
+(sync: dense gradients are all-reduced; with sparse embedding gradients the
+touched rows are all-gathered, and made dense where the optimizer needs it.)
 
 Supernet steps use the architecture drawn from ``(seed, step)``, the same on
 every worker with no communication; during the first
