@@ -148,6 +148,12 @@ class MovieLensReader(Reader):
                 f"movielens: files of another variant next to {variant} ratings: "
                 + ", ".join(s.name for r in others for s in roles[r])
             )
+        for role in (f"{variant}_movies", f"{variant}_users"):
+            if len(roles.get(role, [])) > 1:
+                raise ValueError(
+                    f"movielens: give one {role.split('_')[1]} file, not "
+                    + ", ".join(s.name for s in roles[role])
+                )
         side = SideTables()
         side_files = []
         for role in (f"{variant}_movies", f"{variant}_users"):
@@ -160,12 +166,6 @@ class MovieLensReader(Reader):
             logger.warning(
                 "movielens: no users file given: %s missing", ", ".join(_USER_FEATURES)
             )
-        for role in (f"{variant}_movies", f"{variant}_users"):
-            if len(roles.get(role, [])) > 1:
-                raise ValueError(
-                    f"movielens: give one {role.split('_')[1]} file, not "
-                    + ", ".join(s.name for s in roles[role])
-                )
         has_users = variant in ("1m", "100k", "joined")
         files = [_row_file(src, variant) for src in roles[ratings[0]]]
         sparse = [("user", False), ("movie", False), ("genres", True), ("year", False)]
