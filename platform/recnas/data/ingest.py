@@ -44,6 +44,7 @@ from recnas.data import protocols, storage, vocab
 from recnas.data.features import FeatureSet, SparseFeature
 from recnas.data.meta import META_FILE, DatasetMeta, load_meta
 from recnas.data.passes import (
+    REJECTED_SCHEMA,
     ChunkJob,
     MergeJob,
     chunk_name,
@@ -53,6 +54,7 @@ from recnas.data.passes import (
     parquet_bytes,
     read_stage,
     stage_chunk,
+    write_part,
 )
 from recnas.data.readers import get_reader
 from recnas.data.readers.base import Plan, Reader
@@ -611,19 +613,15 @@ class _Ingest:
         side = self.plan.side_rejects
         if not side:
             return None
-        table = pa.table(
-            {
-                "source": pa.array([r.source for r in side], pa.string()),
-                "line": pa.array([r.line for r in side], pa.int64()),
-                "reason": pa.array([r.reason for r in side], pa.string()),
-                "text": pa.array([r.text for r in side], pa.string()),
-            }
+        table = pa.Table.from_pylist(
+            [
+                {"source": r.source, "line": r.line, "reason": r.reason, "text": r.text}
+                for r in side
+            ],
+            schema=REJECTED_SCHEMA,
         )
-        data = parquet_bytes(table)
         rel = "rejected/side-tables.parquet"
-        storage.write_bytes(storage.join(self.out, rel), data)
-        md5 = hashlib.md5(data).hexdigest()
-        return {"path": rel, "md5": md5, "rows": table.num_rows}
+        return write_part(self.out, rel, parquet_bytes(table), table.num_rows)
 
     def _feature_set(
         self, stats: list[dict[str, Any]], encoder: vocab.Encoder

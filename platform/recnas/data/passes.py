@@ -442,7 +442,7 @@ def encode_chunk(
         writer.close()
         split = protocols.SPLITS[code]
         rel = f"{split}/{name}.parquet"
-        files[split] = _write_part(job.out, rel, sink.getvalue(), rows[code])
+        files[split] = write_part(job.out, rel, sink.getvalue(), rows[code])
     rejected = _write_rejected(job, line_offset)
     record = {"files": files, "rejected": rejected}
     storage.write_bytes(
@@ -494,9 +494,21 @@ def _encode_batch(
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-def _write_part(
+# Columns of every rejected-rows part: where each left-out line was and why.
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("reason", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+
+
+def write_part(
     out: str, rel: str, data: bytes | pa.Buffer, rows: int
 ) -> dict[str, Any]:
+    """Writes one part of the dataset; its record ``{path, md5, rows}``."""
     storage.write_bytes(storage.join(out, rel), data)
     return {"path": rel, "md5": hashlib.md5(data).hexdigest(), "rows": rows}
 
@@ -515,9 +527,9 @@ def _write_rejected(job: ChunkJob, line_offset: int) -> dict[str, Any] | None:
             "reason": table["reason"],
             "text": table["text"],
         }
-    )
+    ).cast(REJECTED_SCHEMA)
     rel = f"rejected/{chunk_name(job.chunk).replace('chunk', 'part')}.parquet"
-    return _write_part(job.out, rel, parquet_bytes(out), out.num_rows)
+    return write_part(job.out, rel, parquet_bytes(out), out.num_rows)
 
 
 def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
