@@ -67,6 +67,7 @@ import pyarrow.csv as pacsv
 
 from recnas.data.textio import (
     ParsedBlock,
+    line_texts,
     parse_block,
     read_block,
     row_texts,
@@ -282,13 +283,9 @@ def _stray_carriage_returns(data: bytes | memoryview) -> _Stray | None:
     ends = np.append(lf + 1, len(raw))[:num_lines]
     taken = np.unique(np.searchsorted(lf, lone))
     keep = np.ones(len(raw), dtype=bool)
-    texts = []
     for line in taken.tolist():
         keep[starts[line] : ends[line]] = False
-        text = bytes(raw[starts[line] : ends[line]])
-        text = text[:-1] if text.endswith(b"\n") else text
-        text = text[:-1] if text.endswith(b"\r") else text
-        texts.append(text.decode("utf-8", "replace"))
+    texts = line_texts(data, taken)
     kept = np.setdiff1d(np.arange(num_lines, dtype=np.int64), taken)
     return _Stray(raw[keep].tobytes(), kept, taken, texts, num_lines)
 

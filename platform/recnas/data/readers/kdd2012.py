@@ -38,7 +38,7 @@ from recnas.data.readers.base import (
     read_source,
     source_record,
 )
-from recnas.data.textio import Source
+from recnas.data.textio import Source, line_texts
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def load_users(src: Source) -> tuple[Users, list[SideReject]]:
     bad = np.flatnonzero(rows.reasons != 0)
     found += [(int(rows.lines[i]), REASONS[rows.reasons[i] - 1]) for i in bad.tolist()]
     found.sort()
-    texts = _line_texts(data, [line for line, _ in found])
+    texts = line_texts(data, np.array([line for line, _ in found], dtype=np.int64))
     rejects = [
         SideReject(src.name, line + 1, reason, text)
         for (line, reason), text in zip(found, texts, strict=True)
@@ -236,21 +236,6 @@ def load_users(src: Source) -> tuple[Users, list[SideReject]]:
         age.is_null().to_numpy(zero_copy_only=False),
     )
     return users, rejects
-
-
-def _line_texts(data: bytes, lines: list[int]) -> list[str]:
-    """The text of some lines (0-based) of ``data``, without their line ending."""
-    if not lines:
-        return []
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
-    starts = np.concatenate([[0], ends + 1])
-    ends = np.concatenate([ends, [len(data)]])
-    return [
-        data[starts[i] : ends[i]].rstrip(b"\r").decode("utf-8", "replace")
-        if i < len(starts)
-        else ""
-        for i in lines
-    ]
 
 
 def _join_users(user: pa.Array, users: Users) -> dict[str, pa.Array]:
