@@ -70,7 +70,6 @@ from recnas.data.textio import (
     line_texts,
     parse_block,
     read_block,
-    row_texts,
 )
 
 KINDS = (
@@ -709,15 +708,6 @@ def as_dictionary(arr: pa.Array) -> pa.DictionaryArray:
             arr.indices.cast(pa.int32()), arr.dictionary.cast(pa.uint64())
         )
     return arr
-
-
-def rejected_texts(rows: Rows, rows_idx: np.ndarray, delimiter: str) -> list[str]:
-    """The raw text of some parsed rows (rows with a reject are always strings)."""
-    if len(rows_idx) == 0:
-        return []
-    if not rows.strings:
-        raise AssertionError("rows parsed on the fast path keep no text")
-    return row_texts(rows.parsed.table, rows_idx, delimiter)
 
 
 def fields_reason(text: str) -> str:

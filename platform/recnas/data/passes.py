@@ -38,7 +38,6 @@ from recnas.data.fields import (
     fields_reason,
     parse_rows,
     plain,
-    rejected_texts,
     transform_dense,
 )
 from recnas.data.readers.base import FeatureDefs, Reader, RowFile
@@ -197,12 +196,8 @@ def _stage_block(
         rejects.append((line_base + line, fields_reason(text), text))
     staged = job.reader.convert(rows, file, context)
     bad = np.flatnonzero(rows.reasons != 0)
-    if len(bad) and not rows.strings:
-        # The reader rejected rows of a block that parsed on the fast path,
-        # which keeps no text: the lines' text comes from the block.
-        texts = line_texts(data, rows.lines[bad])
-    else:
-        texts = rejected_texts(rows, bad, file.delimiter)
+    # Rejected rows keep their line exactly as the file has it.
+    texts = line_texts(data, rows.lines[bad])
     for i, text in zip(bad.tolist(), texts, strict=True):
         reason = REASONS[rows.reasons[i] - 1]
         rejects.append((line_base + int(rows.lines[i]), reason, text))

@@ -347,18 +347,6 @@ def read_block(
     return ParsedBlock(table, lines, bad_lines, [b[1] for b in bad], num_lines)
 
 
-def row_texts(table: pa.Table, rows: np.ndarray, delimiter: str) -> list[str]:
-    """The text of some rows, fields joined again with the delimiter."""
-    if len(rows) == 0:
-        return []
-    picked = table.take(pa.array(rows))
-    columns = [
-        [v.decode("utf-8", "replace") for v in col.cast(pa.binary()).to_pylist()]
-        for col in picked.columns
-    ]
-    return [delimiter.join(col[i] for col in columns) for i in range(len(rows))]
-
-
 def line_texts(data: bytes | memoryview, lines: np.ndarray) -> list[str]:
     """The text of some lines of a block (0-based), without their line ends."""
     if len(lines) == 0:
