@@ -582,7 +582,7 @@ class WorkerLoop:
             self.model.load_state_dict(self.best_weights)
             metrics.update(
                 val_logloss=self.best["val_logloss"],
-                val_auc=self.best.get("val_auc", metrics.get("val_auc")),
+                val_auc=self.best["val_auc"],
             )
         if self.config.test_split:
             scores = self.score(self.config.test_split)
