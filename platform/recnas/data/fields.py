@@ -412,11 +412,11 @@ def _check_strings(rows: Rows, columns: list[Column], plain: Collection[str]) ->
         if col.kind == "skip":
             del rows.values[col.name]
         elif col.kind == "label01":
-            ok, values = _integers(arr, 0, 2, pa.int8())
+            ok, values = _integers(_trim(arr), 0, 2, pa.int8())
             rows.reject(~ok, "label")
             rows.values[col.name] = values.fill_null(0)
         elif col.kind == "count":
-            ok, values = _integers(arr, 0, 2**63, pa.int64())
+            ok, values = _integers(_trim(arr), 0, 2**63, pa.int64())
             rows.reject(~ok, "label")
             rows.values[col.name] = values.fill_null(0)
         elif col.kind == "rating":
@@ -426,7 +426,7 @@ def _check_strings(rows: Rows, columns: list[Column], plain: Collection[str]) ->
             rows.reject(~ok, "label")
             rows.values[col.name] = values
         elif col.kind == "time":
-            ok, values = _integers(arr, -(2**63), 2**63, pa.int64())
+            ok, values = _integers(_trim(arr), -(2**63), 2**63, pa.int64())
             rows.reject(~ok, "time_value")
             rows.values[col.name] = values.fill_null(0)
         elif col.kind == "number":
@@ -475,10 +475,10 @@ def _trim(arr: pa.Array) -> pa.Array:
 
 
 def _integers(
-    arr: pa.Array, low: int, high: int, to: pa.DataType
+    text: pa.Array, low: int, high: int, to: pa.DataType
 ) -> tuple[np.ndarray, pa.Array]:
-    """Integers of the module rule in ``[low, high)``: (ok, values, null if not)."""
-    text = _trim(arr)
+    """Integers of the module rule in ``[low, high)`` from trimmed ``text``:
+    (ok, values, null if not)."""
     ok = _match(text, _INT_RE)
     # No '+', no leading zeros, '-0' as '0': the length then bounds the value.
     text = pc.replace_substring_regex(text, r"^\+", "")
