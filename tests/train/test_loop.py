@@ -118,12 +118,12 @@ def test_run_steps_trains_only_the_chosen_parameters() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     source = tensor_source()
     loader = source.train(0, 1)
-    first = run_steps(model, model.out.parameters(), loader, 1, lr=0.05)
-    later = run_steps(model, model.out.parameters(), loader, 60, lr=0.05)
+    first = run_steps(model, model.deep.out.parameters(), loader, 1, lr=0.05)
+    later = run_steps(model, model.deep.out.parameters(), loader, 60, lr=0.05)
     assert math.isfinite(first) and later < first
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"out.weight", "out.bias"}
+    assert changed == {"deep.out.weight", "deep.out.bias"}
     assert all(p.requires_grad for p in model.parameters())
 
 

@@ -88,6 +88,25 @@ def mlp(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+def mlp_width(in_dim: int, hidden: Sequence[int]) -> int:
+    """The output width of ``mlp(in_dim, hidden)``."""
+    return hidden[-1] if hidden else in_dim
+
+
+class Tower(nn.Module):
+    """An MLP and a one-unit output layer: [B, in_dim] -> [B]."""
+
+    def __init__(
+        self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.mlp = mlp(in_dim, hidden, dropout)
+        self.out = nn.Linear(mlp_width(in_dim, hidden), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(x)).squeeze(1)
+
+
 def fm_interaction(tokens: torch.Tensor) -> torch.Tensor:
     """Second-order factorization-machine term: [B, F, E] -> [B]."""
     square_of_sum = tokens.sum(1).pow(2)
@@ -157,6 +176,21 @@ class FM(nn.Module):
         return self.linear(batch) + fm_interaction(self.tokens(batch))
 
 
+class FlatInput(nn.Module):
+    """The embeddings flattened, then the dense features.
+
+    Input: a Batch. Output: [B, dim] with ``dim = F_s * E + F_d``.
+    """
+
+    def __init__(self, features: FeatureSet, embed_dim: int) -> None:
+        super().__init__()
+        self.embeddings = Embeddings(features, embed_dim)
+        self.dim = features.num_sparse * embed_dim + features.num_dense
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return torch.cat([self.embeddings(batch).flatten(1), batch.dense], dim=1)
+
+
 class DNN(nn.Module):
     """An MLP over the flattened embeddings and the dense features.
 
@@ -171,17 +205,11 @@ class DNN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.embeddings = Embeddings(features, embed_dim)
-        in_dim = features.num_sparse * embed_dim + features.num_dense
-        self.mlp = mlp(in_dim, hidden, dropout)
-        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 1)
-
-    def flat_input(self, batch: Batch) -> torch.Tensor:
-        """[B, F_s * E + F_d]: the embeddings flattened, then the dense features."""
-        return torch.cat([self.embeddings(batch).flatten(1), batch.dense], dim=1)
+        self.input = FlatInput(features, embed_dim)
+        self.deep = Tower(self.input.dim, hidden, dropout)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.out(self.mlp(self.flat_input(batch))).squeeze(1)
+        return self.deep(self.input(batch))
 
 
 class WideDeep(nn.Module):
@@ -219,12 +247,11 @@ class DeepFM(nn.Module):
         self.linear = Linear(features)
         self.tokens = _Tokens(features, embed_dim)
         in_dim = self.tokens.num * embed_dim
-        self.mlp = mlp(in_dim, hidden, dropout)
-        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 1)
+        self.deep = Tower(in_dim, hidden, dropout)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         tokens = self.tokens(batch)
-        deep = self.out(self.mlp(tokens.flatten(1))).squeeze(1)
+        deep = self.deep(tokens.flatten(1))
         return self.linear(batch) + fm_interaction(tokens) + deep
 
 
@@ -270,13 +297,12 @@ class XDeepFM(nn.Module):
         self.cin = CIN(self.tokens.num, cin_layers)
         self.cin_out = nn.Linear(self.cin.out_dim, 1)
         in_dim = self.tokens.num * embed_dim
-        self.mlp = mlp(in_dim, hidden, dropout)
-        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 1)
+        self.deep = Tower(in_dim, hidden, dropout)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         tokens = self.tokens(batch)
         cin = self.cin_out(self.cin(tokens)).squeeze(1)
-        deep = self.out(self.mlp(tokens.flatten(1))).squeeze(1)
+        deep = self.deep(tokens.flatten(1))
         return self.linear(batch) + cin + deep
 
 
@@ -296,8 +322,9 @@ class DCN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.dnn = DNN(features, embed_dim, hidden, dropout)
-        in_dim = features.num_sparse * embed_dim + features.num_dense
+        self.input = FlatInput(features, embed_dim)
+        in_dim = self.input.dim
+        self.mlp = mlp(in_dim, hidden, dropout)
         self.w = nn.ParameterList(
             nn.Parameter(torch.randn(in_dim) * in_dim**-0.5)
             for _ in range(cross_layers)
@@ -305,14 +332,14 @@ class DCN(nn.Module):
         self.b = nn.ParameterList(
             nn.Parameter(torch.zeros(in_dim)) for _ in range(cross_layers)
         )
-        self.out = nn.Linear(in_dim + (hidden[-1] if hidden else in_dim), 1)
+        self.out = nn.Linear(in_dim + mlp_width(in_dim, hidden), 1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x0 = self.dnn.flat_input(batch)
+        x0 = self.input(batch)
         x = x0
         for w, b in zip(self.w, self.b, strict=True):
             x = x0 * (x @ w).unsqueeze(1) + b + x
-        deep = self.dnn.mlp(x0)
+        deep = self.mlp(x0)
         return self.out(torch.cat([x, deep], dim=1)).squeeze(1)
 
 
@@ -333,8 +360,9 @@ class DCNv2(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.dnn = DNN(features, embed_dim, hidden, dropout)
-        in_dim = features.num_sparse * embed_dim + features.num_dense
+        self.input = FlatInput(features, embed_dim)
+        in_dim = self.input.dim
+        self.mlp = mlp(in_dim, hidden, dropout)
 
         def cross() -> nn.Module:
             if rank is None:
@@ -344,14 +372,14 @@ class DCNv2(nn.Module):
             )
 
         self.cross = nn.ModuleList(cross() for _ in range(cross_layers))
-        self.out = nn.Linear(in_dim + (hidden[-1] if hidden else in_dim), 1)
+        self.out = nn.Linear(in_dim + mlp_width(in_dim, hidden), 1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x0 = self.dnn.flat_input(batch)
+        x0 = self.input(batch)
         x = x0
         for layer in self.cross:
             x = x0 * layer(x) + x
-        deep = self.dnn.mlp(x0)
+        deep = self.mlp(x0)
         return self.out(torch.cat([x, deep], dim=1)).squeeze(1)
 
 
@@ -387,8 +415,7 @@ class AutoIntPlus(nn.Module):
         )
         in_dim = self.tokens.num * embed_dim
         self.attention_out = nn.Linear(in_dim, 1)
-        self.mlp = mlp(in_dim, hidden, dropout)
-        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 1)
+        self.deep = Tower(in_dim, hidden, dropout)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         tokens = self.tokens(batch)
@@ -397,7 +424,7 @@ class AutoIntPlus(nn.Module):
             attended, _ = attention(x, x, x, need_weights=False)
             x = torch.relu(attended + residual(x))
         interacted = self.attention_out(x.flatten(1)).squeeze(1)
-        deep = self.out(self.mlp(tokens.flatten(1))).squeeze(1)
+        deep = self.deep(tokens.flatten(1))
         return interacted + deep
 
 
@@ -425,14 +452,13 @@ class DLRM(nn.Module):
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
         in_dim = embed_dim + len(rows)
-        self.top = mlp(in_dim, top, dropout)
-        self.out = nn.Linear(top[-1] if top else in_dim, 1)
+        self.top = Tower(in_dim, top, dropout)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         dense = self.bottom(batch.dense)
         tokens = torch.cat([dense.unsqueeze(1), self.embeddings(batch)], dim=1)
         dots = torch.bmm(tokens, tokens.transpose(1, 2))[:, self.rows, self.cols]
-        return self.out(self.top(torch.cat([dense, dots], dim=1))).squeeze(1)
+        return self.top(torch.cat([dense, dots], dim=1))
 
 
 BASELINES: dict[str, type[nn.Module]] = {
