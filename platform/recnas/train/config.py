@@ -83,6 +83,16 @@ class ModelSpec:
         return cls(**data)
 
 
+# Baselines and retrained subnets: Adam, early stopping on validation.
+_FROM_SCRATCH: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "epochs": 5,
+    "batch_size": 512,
+    "early_stopping_patience": 2,
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How one model is trained, evaluated and checkpointed.
@@ -277,29 +287,13 @@ class TrainConfig:
     def baseline(cls, data: str, name: str, **overrides: Any) -> TrainConfig:
         """A deep baseline: Adam lr 1e-3, early stopping on validation log loss."""
         params = overrides.pop("params", {})
-        settings: dict[str, Any] = {
-            "model": ModelSpec(kind="baseline", name=name, params=params),
-            "data": data,
-            "optimizer": "adam",
-            "lr": 1e-3,
-            "epochs": 5,
-            "batch_size": 512,
-            "early_stopping_patience": 2,
-        }
-        return cls(**{**settings, **overrides})
+        model = ModelSpec(kind="baseline", name=name, params=params)
+        return cls(**{**_FROM_SCRATCH, "model": model, "data": data, **overrides})
 
     @classmethod
     def retrain(
         cls, data: str, arch: dict[str, Any], space: str, **overrides: Any
     ) -> TrainConfig:
         """A subnet trained from scratch: Adam, early stopping on validation."""
-        settings: dict[str, Any] = {
-            "model": ModelSpec(kind="subnet", name="subnet", arch=arch, space=space),
-            "data": data,
-            "optimizer": "adam",
-            "lr": 1e-3,
-            "epochs": 5,
-            "batch_size": 512,
-            "early_stopping_patience": 2,
-        }
-        return cls(**{**settings, **overrides})
+        model = ModelSpec(kind="subnet", name="subnet", arch=arch, space=space)
+        return cls(**{**_FROM_SCRATCH, "model": model, "data": data, **overrides})
