@@ -322,6 +322,20 @@ def line_error(src: Source, line: int, problem: str, text: str) -> ValueError:
     )
 
 
+def check_unique_names(dataset: str, src: Source, names: list[str]) -> None:
+    """Refuses a header that names a column more than once.
+
+    Raises:
+        ValueError: Naming the dataset, the file, its line 1 and the names.
+    """
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"{dataset}: {src.name} line 1: the header names {', '.join(repeated)} "
+            "more than once"
+        )
+
+
 def source_record(src: Source) -> dict[str, Any]:
     record: dict[str, Any] = {"uri": src.uri, "bytes": src.size}
     if src.member:

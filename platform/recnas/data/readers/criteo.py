@@ -25,6 +25,7 @@ from recnas.data.readers.base import (
     Plan,
     Reader,
     RowFile,
+    check_unique_names,
     expand_inputs,
     first_data_line,
     label_array,
@@ -72,12 +73,7 @@ class CriteoReader(Reader):
 
     def _csv_file(self, src: Source, header: str) -> RowFile:
         names = [n.strip().strip('"') for n in header.split(",")]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(
-                f"criteo: {src.name} line 1: the header names {', '.join(repeated)} "
-                "more than once"
-            )
+        check_unique_names("criteo", src, names)
         kinds = {"label": "label01", "id": "skip"}
         kinds.update(dict.fromkeys((n.lower() for n in DENSE), "number"))
         kinds.update(dict.fromkeys((n.lower() for n in SPARSE), "hex"))

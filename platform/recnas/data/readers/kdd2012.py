@@ -32,6 +32,7 @@ from recnas.data.readers.base import (
     Reader,
     RowFile,
     SideReject,
+    check_unique_names,
     expand_inputs,
     first_data_line,
     ids,
@@ -132,12 +133,7 @@ class Kdd2012Reader(Reader):
             return RowFile(src, columns, "\t", layout="training")
         names = [n.strip().lower() for n in line.split(",")]
         canon = [_CSV_NAMES.get(n, n) for n in names]
-        repeated = sorted({c for c in canon if canon.count(c) > 1})
-        if repeated:
-            raise ValueError(
-                f"kdd2012: {src.name} line 1: the header names {', '.join(repeated)} "
-                "more than once"
-            )
+        check_unique_names("kdd2012", src, canon)
         unknown = [n for n in names if n not in _CSV_NAMES]
         missing = [f for f in FIELDS if f not in {_CSV_NAMES.get(n) for n in names}]
         if unknown or missing:

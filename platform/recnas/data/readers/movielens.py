@@ -39,6 +39,7 @@ from recnas.data.readers.base import (
     Plan,
     Reader,
     RowFile,
+    check_unique_names,
     decode_text,
     expand_inputs,
     head_line,
@@ -246,12 +247,7 @@ def _row_file(src: Source, variant: str) -> RowFile:
         "occupation": "str",
         "zip": "str",
     }
-    repeated = sorted({h for h in head if head.count(h) > 1})
-    if repeated:
-        raise ValueError(
-            f"movielens: {src.name} line 1: the header names {', '.join(repeated)} "
-            "more than once"
-        )
+    check_unique_names("movielens", src, head)
     missing = [k for k in kinds if k not in head]
     if missing:
         raise ValueError(f"movielens: {src.name}: header lacks {', '.join(missing)}")
