@@ -566,11 +566,30 @@ def _hex_words(rows: Rows, arr: pa.Array, dictionary: bool) -> pa.Array:
 
 def _decode_words(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values of uint64 words holding 8 hex characters, and which are not hex."""
-    pairs = _HEX_PAIRS[words.view(np.uint8).view("<u2")].reshape(len(words), 4)
-    bad = (pairs > 255).any(axis=1)
+    return _decode_hex(words.view(np.uint8))
+
+
+def _decode_hex(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of 8 hex digits laid back to back in ``chars`` (uint8).
+
+    Returns:
+        ``(values uint64, bad)``: bad for an id holding a character that is
+        not a hex digit (its value is 0).
+    """
+    pairs = np.take(_HEX_PAIRS, chars.view("<u2")).reshape(-1, 4)
     values = pairs.astype(np.uint8).view(">u4").ravel().astype(np.uint64)
+    if pairs.max(initial=0) <= 255:
+        return values, np.zeros(len(values), dtype=bool)
+    bad = (pairs > 255).any(axis=1)
     values[bad] = 0
     return values, bad
+
+
+def _string_offsets(arr: pa.StringArray) -> np.ndarray:
+    """The n + 1 value offsets of a string array, as int32."""
+    return np.frombuffer(
+        arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=4 * arr.offset
+    )
 
 
 def _hex_fast(arr: pa.StringArray) -> pa.Array | None:
@@ -582,9 +601,7 @@ def _hex_fast(arr: pa.StringArray) -> pa.Array | None:
     n = len(arr)
     if n == 0 or arr.buffers()[2] is None:
         return None
-    offsets = np.frombuffer(
-        arr.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * arr.offset
-    )
+    offsets = _string_offsets(arr)
     full = np.diff(offsets) == 8
     if arr.null_count:
         full &= _validity(arr)
@@ -594,12 +611,11 @@ def _hex_fast(arr: pa.StringArray) -> pa.Array | None:
     if count == 0 or last - first != 8 * count:
         return None
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first:last]
-    pairs = np.take(_HEX_PAIRS, data.view("<u2"))
-    if pairs.max() > 255:
+    decoded, bad = _decode_hex(data)
+    if bad.any():
         return None
-    decoded = pairs.astype(np.uint8).view(">u4")
     if count == n:
-        return pa.array(decoded.astype(np.uint64))
+        return pa.array(decoded)
     values = np.zeros(n, dtype=np.uint64)
     values[full] = decoded
     validity = pa.py_buffer(np.packbits(full, bitorder="little"))
@@ -643,9 +659,7 @@ def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if n == 0:
         empty = np.zeros(0, dtype=bool)
         return np.zeros(0, dtype=np.uint64), empty, empty
-    offsets = np.frombuffer(
-        arr.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * arr.offset
-    )
+    offsets = _string_offsets(arr)
     data_buf = arr.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else None
     lengths = np.diff(offsets)
@@ -661,10 +675,7 @@ def hex_ids(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         else:
             starts = offsets[:-1][full].astype(np.int64)
             chars = data[starts[:, None] + np.arange(8)].ravel()
-        pairs = _HEX_PAIRS[chars.view("<u2")]
-        if pairs.max() > 255:  # some character is not a hex digit
-            bad[full] = (pairs.reshape(count, 4) > 255).any(axis=1)
-        values[full] = pairs.astype(np.uint8).view(">u4")
+        values[full], bad[full] = _decode_hex(chars)
     if arr.null_count:
         missing |= null_mask(arr)
     values[bad] = 0
