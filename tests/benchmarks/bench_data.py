@@ -140,11 +140,19 @@ def _child() -> None:
         runs.append({"wall": wall, "cpu": cpu, "rows": rows})
         if kind in ("vocab", "hash") and i + 1 < int(repeat):
             shutil.rmtree(out)
-    print(json.dumps(runs))
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's over exec).
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]
+    print(json.dumps({"runs": runs, "peak": int(status) * 1024}))
 
 
 def _run(kind: str, path: Path, out: Path, workers: int = 1, repeat: int = 1) -> list:
     """Measures ``kind`` in a fresh process; one ``(wall, cpu, rows)`` per run."""
+    runs = _in_child(kind, path, out, workers, repeat)["runs"]
+    return [(r["wall"], r["cpu"], r["rows"]) for r in runs]
+
+
+def _in_child(kind: str, path: Path, out: Path, workers: int, repeat: int) -> dict:
+    """:func:`_child`'s figures: ``runs`` and the process's ``peak`` RSS."""
     code = "from tests.benchmarks.bench_data import _child; _child()"
     args = [str(a) for a in (kind, path, out, workers, repeat)]
     done = subprocess.run(
@@ -158,8 +166,7 @@ def _run(kind: str, path: Path, out: Path, workers: int = 1, repeat: int = 1) ->
         shutil.rmtree(out, ignore_errors=True)
     elif kind == "pandas":
         out.unlink(missing_ok=True)
-    runs = json.loads(done.stdout.strip().splitlines()[-1])
-    return [(r["wall"], r["cpu"], r["rows"]) for r in runs]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _line(name: str, wall: float, cpu: float, rows: int) -> str:
@@ -220,27 +227,11 @@ def test_ingest_against_pandas_and_pyarrow(criteo, tmp_path):
         print(_ratio(figures, ours, warm, 0.5, "stricter: "))
 
 
-_RSS_SCRIPT = """
-import json, sys
-from recnas.data.ingest import ingest
-path, out, encoding = sys.argv[1:4]
-options = {"hash_size": 1_000_000} if encoding == "hash" else {}
-meta = ingest("criteo", [path], out, encoding=encoding, parallel="local", **options)
-# VmHWM: this process's own peak (ru_maxrss would carry the parent's over exec).
-status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
-print(json.dumps({"rows": sum(meta.rows.values()), "peak": int(status) * 1024}))
-"""
-
-
 def _peak_rss(path: Path, out: Path, encoding: str) -> dict[str, int]:
-    """Peak RSS of a fresh process that ingests ``path`` (threads, no Ray)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _RSS_SCRIPT, str(path), str(out), encoding],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Rows and peak RSS of a fresh process that ingests ``path`` (threads, no
+    Ray)."""
+    figures = _in_child(encoding, path, out, os.cpu_count() or 1, 1)
+    return {"rows": figures["runs"][0]["rows"], "peak": figures["peak"]}
 
 
 def test_peak_memory_grows_with_the_chunk_not_the_file(criteo, tmp_path):

@@ -527,7 +527,6 @@ class WorkerLoop:
             "pid": os.getpid(),
             "niceness": os.nice(0),
             "process_cpu_s": time.process_time(),
-            "thread_cpu_s": time.thread_time(),
         }
         if self.space is not None:
             metrics["arch_digest"] = self.interval_archs.hexdigest()[:12]
