@@ -88,7 +88,9 @@ def test_any_architecture_round_trips_builds_and_matches_the_supernet(arch, dens
         logits = subnet(batch)
     assert logits.shape == (3,) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+    # The two compute the same sums in different orders: float32 rounding
+    # grows with the logits' size.
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
     assert cost.macs_per_example(arch, features) == cost.module_macs(subnet, features)
 
 
