@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from recnas import __version__, env
+from recnas import __version__, env, yamlio
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = yamlio.parse(value, f"--set {pair}")
     return result
 
 

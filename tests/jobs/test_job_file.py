@@ -67,7 +67,11 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         ("resources: {cpus_per_worker: 0}\n", r"cpus_per_worker: must be greater"),
         ("supernet: {lr: -1}\n", r"supernet\.lr: must be greater than 0"),
         ("supernet: {optimizer: sgd}\n", r"supernet\.optimizer: unknown 'sgd'"),
-        ("search: {finetune_lr: .nan}\n", r"search\.finetune_lr: must be greater"),
+        ("search: {finetune_lr: .nan}\n", r"search\.finetune_lr: must be a finite"),
+        ("supernet: {lr: .inf}\n", r"supernet\.lr: must be a finite number"),
+        ("seed: -1\n", r"seed: must be in 0\.\.2\*\*32-1, got -1"),
+        ("seed: 1180591620717411303424\n", r"seed: must be in"),
+        ("supernet: {lr: 1}\nsupernet: {lr: 2}\n", r"key 'supernet' is given twice"),
         ("search: {cpus_per_trial: 0}\n", r"search\.cpus_per_trial: must be"),
         ("retrain: {top_k: 0}\n", r"retrain\.top_k: must be at least 1"),
         ("retrain: {patience: -1}\n", r"retrain\.patience: must be at least 0"),
@@ -75,10 +79,6 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         (
             "baselines: {params: {dnn: {width: 3}}}\n",
             r"baselines\.params\.dnn: dnn takes no 'width'",
-        ),
-        (
-            "dataset: {name: movielens, inputs: [raw.csv], protocol: by_hour}\n",
-            r"unknown protocol 'by_hour'",
         ),
     ],
 )
@@ -115,8 +115,21 @@ def test_dataset_names_are_checked_before_anything_runs(tmp_path: Path) -> None:
     bad_option = BASE.replace("inputs: [raw.csv]", "inputs: [raw.csv], options: {x: 1}")
     with pytest.raises(ValueError, match=r"dataset: unknown ingest option"):
         load_job(write(tmp_path, bad_option))
+    by_hour = BASE.replace("inputs: [raw.csv]", "inputs: [raw.csv], protocol: by_hour")
+    with pytest.raises(ValueError, match=r"unknown protocol 'by_hour'"):
+        load_job(write(tmp_path, by_hour))
 
 
 def test_command_line_overrides_are_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"with --set\): search\.budget"):
         load_job(write(tmp_path, BASE), {"search": {"budget": "many"}})
+
+
+def test_numbers_with_an_exponent_are_numbers(tmp_path: Path) -> None:
+    from recnas.cli import _overrides
+
+    job = load_job(write(tmp_path, BASE + "supernet: {lr: 1e-3}\n"))
+    assert job.supernet.lr == pytest.approx(0.001)
+    job = load_job(write(tmp_path, BASE), _overrides(["search.finetune_lr=5E-2"]))
+    assert job.search.finetune_lr == pytest.approx(0.05)
+    assert _overrides(["seed=7", "name=1e3x"]) == {"seed": 7, "name": "1e3x"}

@@ -8,6 +8,7 @@ and the dotted key, and lists what would be right.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -148,7 +149,8 @@ def check_range(
         value = getattr(obj, name)
         if value is None:
             continue
-        bad = value <= minimum if strict else value < minimum
-        if bad or value != value:  # NaN is never in range
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: must be a finite number, got {value}")
+        if value <= minimum if strict else value < minimum:
             relation = "greater than" if strict else "at least"
             raise ValueError(f"{name}: must be {relation} {minimum:g}, got {value}")

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from recnas import env
+from recnas import env, yamlio
 from recnas.jobs.presets import PRESETS
 from recnas.jobs.schema import build, check_range, deep_merge
 
@@ -266,6 +264,8 @@ class JobSpec:
     baselines: BaselinesSection = field(default_factory=BaselinesSection)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed: must be in 0..2**32-1, got {self.seed}")
         if not _NAME.match(self.name):
             raise ValueError(
                 f"name: {self.name!r} is not a valid job name; use letters, digits, "
@@ -310,10 +310,7 @@ def load_job(
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"job file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    data = yamlio.parse(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     build(JobSpec, data, str(path))  # the file's own keys: errors name the file

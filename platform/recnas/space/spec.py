@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from recnas import yamlio
 
 logger = logging.getLogger(__name__)
 
@@ -289,10 +289,7 @@ def _load_cached(name_or_path: str) -> SearchSpace:
                 f"{available_spaces()}, or give the path of a YAML spec"
             )
         text, source = resource.read_text(), f"{name_or_path}.yaml"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source}: not valid YAML: {err}") from err
+    data = yamlio.parse(text, source)
     space = SearchSpace.from_dict(data, source=source)
     logger.debug("loaded search space %s from %s", space.name, source)
     return space
