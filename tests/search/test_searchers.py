@@ -99,6 +99,19 @@ def test_waits_while_the_initial_population_runs() -> None:
     assert searcher.suggest("c")["origin"] == "generation-1"
 
 
+def test_a_population_that_all_failed_is_an_error_not_a_wait() -> None:
+    searcher = EvolutionSearcher(
+        SPACE, budget=10, seed=0, population_size=2, sample_size=1, children=2
+    )
+    searcher.suggest("a")
+    searcher.suggest("b")
+    searcher.on_trial_complete("a", {"val_logloss": math.nan, "status": "diverged"})
+    assert searcher.suggest("c") is None  # "b" may still be scored
+    searcher.on_trial_complete("b", {"val_logloss": math.nan, "status": "diverged"})
+    with pytest.raises(ValueError, match=r"all of the 2 initial .*\(2 diverged\)"):
+        searcher.suggest("c")
+
+
 def test_state_round_trip_continues_identically(tmp_path: Path) -> None:
     def make() -> EvolutionSearcher:
         return EvolutionSearcher(

@@ -8,6 +8,7 @@ and returns JSON-able outputs for the stages after it.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,8 +188,16 @@ def supernet(ctx: StageContext) -> dict[str, Any]:
         name="train",
         on_report=_report_to(ctx.tracker, ctx.run),
     )
-    ctx.tracker.log_metrics(ctx.run, _final(result.metrics))
-    return {"checkpoint": result.checkpoint, "metrics": _final(result.metrics)}
+    final = _final(result.metrics)
+    ctx.tracker.log_metrics(ctx.run, final)
+    losses = {k: final[k] for k in ("train_loss", "val_logloss") if k in final}
+    if not all(math.isfinite(v) for v in losses.values()):
+        shown = ", ".join(f"{k} {v}" for k, v in losses.items())
+        raise ValueError(
+            f"supernet: training diverged ({shown}); every candidate scored from "
+            f"it would fail. Lower supernet.lr (now {s.lr:g}) and run again"
+        )
+    return {"checkpoint": result.checkpoint, "metrics": final}
 
 
 def _train_params(config: TrainConfig) -> dict[str, Any]:
@@ -278,7 +287,7 @@ def search(ctx: StageContext) -> dict[str, Any]:
     ctx.tracker.log_json(ctx.run, table, "candidates.json")
     uri = ctx.write_json(table, "candidates.json")
     if not ranked:
-        raise RuntimeError(
+        raise ValueError(
             f"search: none of the {len(outcome.candidates)} candidates could be "
             "scored (all failed, diverged or were over budget); see the search "
             "run's children in MLflow"

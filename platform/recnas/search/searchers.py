@@ -30,7 +30,7 @@ import logging
 import math
 import pickle
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -183,10 +183,11 @@ class ArchitectureSearcher(Searcher):
                 self.rejected.append({"arch_id": arch.arch_id, "reason": reason})
                 continue
             return arch, origin
-        raise RuntimeError(
-            f"no new architecture accepted in {self.max_attempts} proposals: the "
-            f"space {self.space.name!r} is nearly exhausted or the budgets reject "
-            "almost everything; lower the search budget or relax the budgets"
+        raise ValueError(
+            f"search: no new architecture accepted in {self.max_attempts} "
+            f"proposals: the space {self.space.name!r} is nearly exhausted or the "
+            "budgets reject almost everything; lower the search budget or relax "
+            "the budgets"
         )
 
     def best(self, k: int = 1) -> list[dict[str, Any]]:
@@ -246,9 +247,21 @@ class EvolutionSearcher(ArchitectureSearcher):
             return sample(self.space, self.rng), "random"
         if not self.queue:
             if not self.population:
-                return None  # every initial candidate is still running
+                if self.pending:
+                    return None  # every initial candidate is still running
+                raise ValueError(self._nothing_to_breed())
             self._breed()
         return self.queue.popleft(), f"generation-{self.generation}"
+
+    def _nothing_to_breed(self) -> str:
+        statuses = Counter(r["status"] for r in self.history)
+        counts = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
+        return (
+            f"search: all of the {len(self.history)} initial candidates "
+            f"failed ({counts}), so evolution has none to breed from; when they "
+            "all diverged, the supernet itself most likely diverged (see the "
+            "supernet stage's train_loss and lower supernet.lr)"
+        )
 
     def _breed(self) -> None:
         size = min(self.sample_size, len(self.population))
