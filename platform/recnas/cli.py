@@ -84,11 +84,12 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    from recnas.jobs.spec import storage_uri
     from recnas.tracking.mlflow_tracker import default_tracking_uri, serve_ui
 
     uri = args.tracking_uri or env.tracking_uri()
     if uri is None:
-        storage = args.storage or env.storage_root()
+        storage = storage_uri(args.storage or env.storage_root())
         if not (Path(storage) / "mlflow.db").is_file():
             raise ValueError(
                 f"no MLflow store in {storage!r} (mlflow.db is missing): run a job "

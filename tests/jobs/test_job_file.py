@@ -133,3 +133,16 @@ def test_numbers_with_an_exponent_are_numbers(tmp_path: Path) -> None:
     job = load_job(write(tmp_path, BASE), _overrides(["search.finetune_lr=5E-2"]))
     assert job.search.finetune_lr == pytest.approx(0.05)
     assert _overrides(["seed=7", "name=1e3x"]) == {"seed": 7, "name": "1e3x"}
+
+
+def test_storage_takes_paths_file_and_s3_uris(tmp_path: Path) -> None:
+    job = load_job(write(tmp_path, BASE + f"storage: file://{tmp_path}/runs\n"))
+    assert job.storage == job.storage_root == f"{tmp_path}/runs"
+    job = load_job(write(tmp_path, BASE), {"storage": "s3://bucket/runs"})
+    assert job.storage_root == "s3://bucket/runs"
+    for bad, message in [
+        ("file://runs", "not a local file URI; write file:///path"),
+        ("ftp://host/runs", "neither a local path, a file:/// URI nor an s3://"),
+    ]:
+        with pytest.raises(ValueError, match=rf"job\.yaml: storage: '{bad}' is "):
+            load_job(write(tmp_path, BASE + f"storage: {bad}\n"))

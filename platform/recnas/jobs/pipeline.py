@@ -191,7 +191,13 @@ class Pipeline:
     ) -> RunRef:
         # An interrupted stage resumes into its own parent run, so that its
         # children are not split across two runs.
-        tags = {"recnas.stage": stage, "recnas.inputs_hash": inputs_hash}
+        # The job folder too: jobs of the same name in two storages may share
+        # one MLflow server.
+        tags = {
+            "recnas.stage": stage,
+            "recnas.inputs_hash": inputs_hash,
+            "recnas.job_folder": self.store.base,
+        }
         found = self.tracker.find_run(tags, unfinished=True)
         if found is not None:
             self.tracker.reopen(found)

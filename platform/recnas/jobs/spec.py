@@ -246,6 +246,31 @@ class BaselinesSection(TrainSection):
             raise ValueError("models: name at least one baseline, e.g. [dnn, dlrm]")
 
 
+def storage_uri(value: str) -> str:
+    """A storage setting as recnas uses it: ``s3://bucket/key`` or a local path.
+
+    ``file:///path`` is the local path ``/path``.
+
+    Raises:
+        ValueError: For any other URI scheme, or a file URI without an
+            absolute path.
+    """
+    if value.startswith("file://"):
+        path = value.removeprefix("file://")
+        if not path.startswith("/"):
+            raise ValueError(
+                f"storage: {value!r} is not a local file URI; write file:///path "
+                "(three slashes) or the path itself"
+            )
+        return path
+    if "://" in value and not value.startswith("s3://"):
+        raise ValueError(
+            f"storage: {value!r} is neither a local path, a file:/// URI nor an "
+            "s3://bucket/key URI"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A whole job. See the module docstring for the file format."""
@@ -264,6 +289,8 @@ class JobSpec:
     baselines: BaselinesSection = field(default_factory=BaselinesSection)
 
     def __post_init__(self) -> None:
+        if self.storage is not None:
+            object.__setattr__(self, "storage", storage_uri(self.storage))
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed: must be in 0..2**32-1, got {self.seed}")
         if not _NAME.match(self.name):
@@ -275,7 +302,7 @@ class JobSpec:
     @property
     def storage_root(self) -> str:
         """Storage URI of all jobs; the job writes under ``<root>/<name>``."""
-        return self.storage or env.storage_root()
+        return self.storage or storage_uri(env.storage_root())
 
     def section(self, name: str) -> dict[str, Any]:
         """One section (or top-level value) as plain data, for hashing and logs."""
