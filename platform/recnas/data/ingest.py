@@ -57,7 +57,7 @@ from recnas.data.passes import (
     write_part,
 )
 from recnas.data.readers import get_reader
-from recnas.data.readers.base import Plan, Reader
+from recnas.data.readers.base import Plan, Reader, input_stamps
 from recnas.data.textio import Chunk, make_chunks
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ class IngestOptions:
         keep_work: Keep ``_work/`` (staged chunks and markers) after success.
         overwrite: Start afresh: delete whatever is at the output, finished or
             not (without it, an unfinished ingest of the same inputs and
-            options resumes, and a different finished one is refused).
+            options resumes, a finished one whose input files changed since is
+            made again, and a finished one of other inputs or options is
+            refused).
     """
 
     protocol: str = "autoctr_811"
@@ -186,7 +188,13 @@ def ingest(
         ],
         "row file",
     )
-    return _Ingest(reader, plan, out, opts).run()
+    return _Ingest(reader, plan, out, opts, list(inputs)).run()
+
+
+def _digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(record, sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 def _refuse_repeats(uris: list[str], what: str) -> None:
@@ -206,15 +214,23 @@ def _refuse_repeats(uris: list[str], what: str) -> None:
 class _Ingest:
     """One ingest run on the driver (see the module docstring)."""
 
-    def __init__(self, reader: Reader, plan: Plan, out: str, opts: IngestOptions):
+    def __init__(
+        self,
+        reader: Reader,
+        plan: Plan,
+        out: str,
+        opts: IngestOptions,
+        inputs: list[str],
+    ):
         self.reader = reader
+        self.inputs = inputs
         self.plan = plan
         self.out = out
         self.opts = opts
         self.work = storage.join(out, WORK)
         self.sources = [f.source for f in plan.files]
         self.chunks = make_chunks(self.sources, opts.chunk_bytes)
-        self.fingerprint = self._fingerprint()
+        self.setup, self.fingerprint = self._fingerprint()
         counted = {src for _, src in plan.features.counts}
         # Features encoded by hashing alone need no distinct values: staged plain.
         self._plain = (
@@ -248,20 +264,29 @@ class _Ingest:
 
     # -- set-up and resume
 
-    def _fingerprint(self) -> str:
+    def _fingerprint(self) -> tuple[str, str]:
+        """Hashes of (dataset, inputs as named, options) and of all that plus files.
+
+        The second also holds every file read (each file inside a folder
+        input) with its size and modification time: a file rewritten in place
+        changes it, and the dataset is made again.
+        """
         opts = dataclasses.asdict(self.opts)
         for key in ("parallel", "workers", "keep_work", "overwrite"):
             opts.pop(key)
-        record = {
+        setup = {
             "dataset": self.reader.name,
-            "sources": [dataclasses.asdict(s) for s in self.sources],
-            "side": self.plan.side_files,
+            "inputs": self.inputs,
             "options": opts,
             "version": recnas.__version__,
         }
-        return hashlib.sha256(
-            json.dumps(record, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        record = {
+            **setup,
+            "sources": [dataclasses.asdict(s) for s in self.sources],
+            "side": self.plan.side_files,
+            "files": input_stamps(self.inputs),
+        }
+        return _digest(setup), _digest(record)
 
     def _existing(self) -> DatasetMeta | None:
         if self.opts.overwrite:
@@ -277,7 +302,11 @@ class _Ingest:
         ):
             logger.info("%s already holds this dataset; nothing to do", self.out)
             return meta
-        if not self.opts.overwrite:
+        if meta.details.get("setup") == self.setup:
+            logger.info(
+                "%s: input files changed since it was made; ingesting again", self.out
+            )
+        elif not self.opts.overwrite:
             raise ValueError(
                 f"{self.out} already holds a different processed dataset "
                 f"({meta.dataset}, {meta.protocol.get('name')}); choose another "
@@ -602,6 +631,7 @@ class _Ingest:
                     n: f"train count of {s}" for n, s in self.plan.features.counts
                 },
                 "header_lines": sum(s["header_lines"] for s in stats),
+                "setup": self.setup,
                 "fingerprint": self.fingerprint,
             },
             version=recnas.__version__,

@@ -100,6 +100,19 @@ def size(uri: str) -> int:
     return int(info.size)
 
 
+def stamp(uri: str) -> dict[str, int | None] | None:
+    """Size and modification time (ns) of a file, ``None`` if there is none.
+
+    Two reads of an unchanged file give the same stamp; rewriting it changes
+    the modification time (and usually the size).
+    """
+    fs, path = resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        return None
+    return {"bytes": int(info.size), "mtime_ns": info.mtime_ns}
+
+
 def list_files(uri: str) -> list[str]:
     """The files directly inside a folder, sorted by name, as URIs."""
     fs, path = resolve(uri)

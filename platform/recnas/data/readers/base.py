@@ -17,6 +17,8 @@ known; dense counts (``FeatureDefs.counts``) are filled in then as well.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import zipfile
 from abc import ABC, abstractmethod
@@ -164,17 +166,48 @@ def expand_inputs(inputs: list[str]) -> list[Source]:
         if not storage.exists(uri):
             raise ValueError(f"input {uri!r} does not exist")
         if storage.is_dir(uri):
-            files = storage.list_files(uri)
-            kept = [f for f in files if not _system_file(storage.basename(f))]
+            kept = folder_files(uri, log=True)
             if not kept:
                 raise ValueError(f"input folder {uri!r} holds no files")
-            for f in sorted(set(files) - set(kept)):
-                logger.info("not an input: %s (a system file)", f)
             for f in kept:
                 sources.extend(_file_sources(f))
         else:
             sources.extend(_file_sources(uri))
     return sources
+
+
+def folder_files(uri: str, log: bool = False) -> list[str]:
+    """The files of an input folder that ingest reads (system files left out)."""
+    files = storage.list_files(uri)
+    kept = [f for f in files if not _system_file(storage.basename(f))]
+    if log:
+        for f in sorted(set(files) - set(kept)):
+            logger.info("not an input: %s (a system file)", f)
+    return kept
+
+
+def input_stamps(inputs: list[str]) -> list[dict[str, Any]]:
+    """Every file ingest reads for ``inputs``, with its size and modification time.
+
+    A folder stands for the files inside it (as :func:`expand_inputs` lists
+    them), so rewriting one of them changes the stamps even when the folder's
+    own modification time does not change. A zip archive is one file. A
+    missing input is recorded as missing rather than refused (ingest refuses
+    it, naming it).
+    """
+    stamps: list[dict[str, Any]] = []
+    for uri in inputs:
+        files = folder_files(uri) if storage.is_dir(uri) else [uri]
+        for f in files:
+            stamp = storage.stamp(f)
+            stamps.append({"uri": f, **(stamp or {"missing": True})})
+    return stamps
+
+
+def input_fingerprint(inputs: list[str]) -> str:
+    """A hash of :func:`input_stamps`: it changes when an input file changes."""
+    record = json.dumps(input_stamps(inputs), sort_keys=True)
+    return hashlib.sha256(record.encode()).hexdigest()
 
 
 def _system_file(path: str) -> bool:
