@@ -8,6 +8,10 @@ with pyarrow's CSV reader with an explicit all-string schema (no type
 inference), empty lines kept, and rows with the wrong field count handed back
 with their line number instead of being dropped.
 
+A UTF-8 byte-order mark at the start of a source (as spreadsheet programs
+write) is not part of its first line: :func:`first_line` and the first block
+of a source leave it out. It holds no line end, so line numbers do not move.
+
 Lines end with LF or CRLF (chunks and blocks are cut after an LF). pyarrow
 would also end a line at a lone CR; :func:`recnas.data.fields.parse_rows`
 takes such lines out before parsing and rejects them with their own line
@@ -34,6 +38,7 @@ _SEEK_PIECE = 1 << 16
 # data at once): small blocks stay in the CPU caches. Line numbers of invalid
 # rows stay exact across blocks when the reader is serial.
 PARSE_BLOCK = 1 << 20
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -119,10 +124,18 @@ def open_stream(src: Source) -> io.RawIOBase:
     return fs.open_input_stream(path, compression=src.compression)
 
 
+def strip_bom(data: bytes) -> bytes:
+    """The start of a source's data without a leading UTF-8 byte-order mark."""
+    return data[len(BOM) :] if data[: len(BOM)] == BOM else data
+
+
 def first_line(src: Source, limit: int = 1 << 20) -> bytes:
-    """The first line of a source without its line ending ('' for an empty file)."""
+    """The first line of a source without its line ending ('' for an empty file).
+
+    A leading UTF-8 byte-order mark is left out.
+    """
     with open_stream(src) as stream:
-        head = stream.read(limit)
+        head = strip_bom(stream.read(limit))
     line = head.split(b"\n", 1)[0]
     return line.rstrip(b"\r")
 
@@ -179,6 +192,8 @@ def iter_blocks(
 ) -> Iterator[bytes | memoryview]:
     """The chunk's lines, as blocks of whole lines of about ``block_bytes``.
 
+    A UTF-8 byte-order mark at the start of the source is left out.
+
     Raises:
         InputReadError: When the bytes cannot be read or decompressed.
     """
@@ -192,6 +207,7 @@ def iter_blocks(
         raise InputReadError(src.name, 0, err) from err
     with stream:
         carry = b""
+        at_start = True
         while True:
             try:
                 data = stream.read(block_bytes)
@@ -201,6 +217,11 @@ def iter_blocks(
                 break
             offset += len(data)
             buf = carry + data if carry else data
+            if at_start:
+                if len(buf) < len(BOM) and BOM.startswith(buf):
+                    carry = buf  # too short to tell yet
+                    continue
+                buf, at_start = strip_bom(buf), False
             cut = buf.rfind(b"\n")
             if cut < 0:
                 carry = buf
@@ -220,7 +241,10 @@ def _range_blocks(
     local = not storage.is_s3(src.uri)
     # A local file is memory-mapped: blocks are views of it, never copies.
     with pa.memory_map(path) if local else fs.open_input_file(path) as f:
-        begin = 0 if chunk.start == 0 else _next_line_start(f, chunk.start - 1, size)
+        if chunk.start == 0:
+            begin = len(BOM) if bytes(_read(f, min(size, 3), 0, local)) == BOM else 0
+        else:
+            begin = _next_line_start(f, chunk.start - 1, size)
         stop = size if end >= size else _next_line_start(f, end - 1, size)
         pos = begin
         while pos < stop:

@@ -31,7 +31,13 @@ import pyarrow as pa
 
 from recnas.data import storage
 from recnas.data.fields import Column, Rows
-from recnas.data.textio import READ_ERRORS, Source, first_line, open_stream
+from recnas.data.textio import (
+    READ_ERRORS,
+    Source,
+    first_line,
+    open_stream,
+    strip_bom,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -278,14 +284,14 @@ def read_error(src: Source, err: BaseException) -> ValueError:
 
 
 def read_source(src: Source) -> bytes:
-    """All decompressed bytes of a (small) side file.
+    """All decompressed bytes of a (small) side file, less a leading UTF-8 BOM.
 
     Raises:
         ValueError: Naming the file (and zip member) when it cannot be read.
     """
     try:
         with open_stream(src) as stream:
-            return stream.read()
+            return strip_bom(stream.read())
     except READ_ERRORS as err:
         raise read_error(src, err) from err
 
@@ -301,12 +307,14 @@ def head_line(src: Source) -> bytes:
 def first_data_line(src: Source, limit: int = 1 << 20) -> str:
     """The first line of a source that is not blank ('' if none in ``limit`` bytes).
 
+    A leading UTF-8 byte-order mark is left out.
+
     Raises:
         ValueError: Naming the file (and zip member) when it cannot be read.
     """
     try:
         with open_stream(src) as stream:
-            head = stream.read(limit)
+            head = strip_bom(stream.read(limit))
     except READ_ERRORS as err:
         raise read_error(src, err) from err
     for line in head.split(b"\n"):
