@@ -39,7 +39,7 @@ def ray_session(
         ray.init(address=address, logging_level="WARNING")
     else:
         # A local Ray for one job: every listener on loopback, no dashboard.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _loopback_only()
         # Every Train report waits for the controller's poll: poll often.
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
         cpus = num_cpus or os.cpu_count() or 1
@@ -54,6 +54,21 @@ def ray_session(
         yield
     finally:
         ray.shutdown()
+
+
+def _loopback_only() -> None:
+    """Makes the Ray started next listen on 127.0.0.1 only.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when it is
+    imported, into a module constant; this process has imported it already,
+    so the constant is set too (the variable serves the processes it starts).
+    A user who set the variable to 1 keeps their choice.
+    """
+    from ray._private import ray_constants
+
+    os.environ.setdefault(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
+    if os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def check_capacity(cpus: float, gpus: float, what: str) -> None:
