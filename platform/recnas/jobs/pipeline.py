@@ -84,6 +84,15 @@ class PipelineResult:
     skipped: list[str] = field(default_factory=list)
 
 
+def check_stage_names(names: Sequence[str]) -> None:
+    """Refuses a stage name that is not one of :data:`STAGE_NAMES`."""
+    for name in names:
+        if name not in STAGE_NAMES:
+            raise ValueError(
+                f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}"
+            )
+
+
 class Pipeline:
     """The stages of one job over one store and one tracker."""
 
@@ -116,11 +125,7 @@ class Pipeline:
         that ``only`` leaves out must have completed before, since its outputs
         feed the later stages.
         """
-        for name in [*(only or ()), *force]:
-            if name not in STAGE_NAMES:
-                raise ValueError(
-                    f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}"
-                )
+        check_stage_names([*(only or ()), *force])
         self.forced = set(force)
         result = PipelineResult()
         hashes: dict[str, str] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recnas import env
-from recnas.jobs.pipeline import Pipeline, PipelineResult
+from recnas.jobs.pipeline import Pipeline, PipelineResult, check_stage_names
 from recnas.jobs.spec import JobSpec, load_job
 from recnas.jobs.store import JobStore
 from recnas.runtime import ray_session
@@ -43,6 +43,7 @@ def run_job(
     force: Sequence[str] = (),
 ) -> JobResult:
     """Runs (or resumes) the job in ``path``; see :class:`Pipeline`."""
+    check_stage_names([*(stages or ()), *force])  # before anything is written
     job = load_job(path, overrides)
     uri = tracking_uri_for(job)
     store = JobStore(job.storage_root, job.name)
