@@ -164,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recnas: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # A forced stage starts afresh each time: resuming it means not forcing.
+        again = "without --force" if getattr(args, "force", None) else "again"
         print(
-            "recnas: interrupted; run the same command again to resume", file=sys.stderr
+            f"recnas: interrupted; run the command {again} to resume", file=sys.stderr
         )
         return 130
 

@@ -25,6 +25,8 @@ def test_records_round_trip_and_work_folders_are_pruned(tmp_path: Path) -> None:
     store.clear("search", "new")
     assert not (tmp_path / "job" / "search" / "new").exists()
     assert store.read_json("search", "new", "x.json") is None
+    # A cleared stage is not done: an interrupted forced rerun is not reused.
+    assert store.record("search") is None
 
 
 def test_a_second_run_of_the_job_is_refused(tmp_path: Path) -> None:

@@ -137,7 +137,14 @@ class JobStore:
         return record
 
     def clear(self, stage: str, inputs_hash: str) -> None:
-        """Deletes a stage's work folder for these inputs: it starts afresh."""
+        """Deletes a stage's work folder for these inputs: it starts afresh.
+
+        Its completion record goes first, so that a stage interrupted after
+        this is never taken for done with its outputs gone.
+        """
+        record = self.path(stage, COMPLETE)
+        if self.fs.get_file_info(record).type == pafs.FileType.File:
+            self.fs.delete_file(record)
         path = self.path(stage, inputs_hash)
         if self.fs.get_file_info(path).type == pafs.FileType.Directory:
             logger.info("stage %s: clearing %s", stage, self.uri(stage, inputs_hash))
