@@ -12,6 +12,7 @@ from its checkpoints). Every stage that runs gets an MLflow parent run.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -109,9 +110,16 @@ class Pipeline:
         self._before_first_stage = before_first_stage
         self.forced: set[str] = set()
 
-    def inputs_hash(self, stage: Stage, hashes: dict[str, str]) -> str:
+    def inputs_hash(
+        self, stage: Stage, hashes: dict[str, str], outputs: dict[str, Any]
+    ) -> str:
+        """A digest of the stage's settings and of what the stages it follows
+        produced (their outputs, not only their settings: a stage that was
+        forced to run again may produce something else)."""
         parts = [stage.name, self.job.digest(*stage.sections)]
-        parts += [hashes[a] for a in stage.after]
+        for before in stage.after:
+            produced = json.dumps(outputs[before], sort_keys=True, default=str)
+            parts += [hashes[before], hashlib.sha256(produced.encode()).hexdigest()]
         if stage.fingerprint is not None:
             parts.append(stage.fingerprint(self.job))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -131,7 +139,7 @@ class Pipeline:
         hashes: dict[str, str] = {}
         last = max(STAGE_NAMES.index(n) for n in only) if only else len(STAGES) - 1
         for stage in STAGES[: last + 1]:
-            hashes[stage.name] = self.inputs_hash(stage, hashes)
+            hashes[stage.name] = self.inputs_hash(stage, hashes, result.outputs)
             record = self.store.record(stage.name)
             wanted = only is None or stage.name in only
             fresh = record is not None and record.inputs_hash == hashes[stage.name]
