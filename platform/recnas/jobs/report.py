@@ -259,5 +259,5 @@ def _log_diagram(ctx: Any, arch: dict[str, Any]) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/architecture.png"
-        draw_architecture(Architecture.from_dict(arch), path)
+        draw_architecture(Architecture.from_dict(arch), path, ctx.meta().features)
         ctx.tracker.log_file(ctx.run, path, "winner")
