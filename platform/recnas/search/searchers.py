@@ -118,7 +118,11 @@ class ArchitectureSearcher(Searcher):
         if ok:
             self._learn(record)
         else:
-            logger.info("candidate %s failed: %s", entry["arch_id"], record["status"])
+            error = (result or {}).get("error")
+            detail = f" ({error})" if error else ""
+            logger.warning(
+                "candidate %s failed: %s%s", entry["arch_id"], record["status"], detail
+            )
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
