@@ -16,6 +16,7 @@ from recnas.data import storage
 from recnas.data.ingest import ingest
 from recnas.data.loader import BatchLoader
 from recnas.data.meta import load_meta
+from recnas.data.readers.base import input_fingerprint, input_stamps
 
 from ..conftest import S3_PORT
 from .helpers import check_dataset, write_criteo
@@ -27,6 +28,7 @@ ZIP = (
     / "ml-latest-small.zip"
 )
 BUCKET = "recnas-test"
+BOM = b"\xef\xbb\xbf"
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,32 @@ def test_a_damaged_file_under_ray_tasks_gives_its_own_message(tmp_path, ray_clus
     message = str(info.value)
     assert message.startswith("day_2.txt.gz: cannot read the file past line ")
     assert "Traceback" not in message
+
+
+def test_an_s3_folder_is_stamped_by_its_files_and_a_bom_is_ignored(s3, tmp_path):
+    folder = storage.join(s3, "bom")
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{m},{(u + m) % 5 + 0.5},{964982703 + u * m}\n"
+        for u in range(1, 9)
+        for m in range(1, 11)
+    )
+    movies = "movieId,title,genres\n" + "".join(
+        f"{m},Film {m} (1990),Drama\n" for m in range(1, 11)
+    )
+    for name, text in (("movies.csv", movies), ("ratings.csv", ratings)):
+        storage.write_bytes(storage.join(folder, name), BOM + text.encode())
+    stamps = input_stamps([folder])
+    names = [storage.basename(s["uri"]) for s in stamps]
+    assert names == ["movies.csv", "ratings.csv"]
+    assert stamps[1]["bytes"] == len(ratings) + len(BOM)
+    before = input_fingerprint([folder])
+    assert input_fingerprint([folder]) == before
+    out = str(tmp_path / "o")
+    meta = ingest("movielens", [folder], out, parallel="local", chunk_bytes=500)
+    check_dataset(meta)
+    assert meta.rows_read == 80 == sum(meta.rows.values())
+    half = ratings[: ratings.index("5,1,")]
+    storage.write_bytes(storage.join(folder, "ratings.csv"), half.encode())
+    assert input_fingerprint([folder]) != before
+    again = ingest("movielens", [folder], out, parallel="local", chunk_bytes=500)
+    assert again.rows_read == 40
