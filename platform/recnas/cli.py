@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except ValueError as error:
+    except (ValueError, ConnectionError) as error:
         print(f"recnas: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -144,5 +144,5 @@ def test_storage_takes_paths_file_and_s3_uris(tmp_path: Path) -> None:
         ("file://runs", "not a local file URI; write file:///path"),
         ("ftp://host/runs", "neither a local path, a file:/// URI nor an s3://"),
     ]:
-        with pytest.raises(ValueError, match=rf"job\.yaml: storage: '{bad}' is "):
+        with pytest.raises(ValueError, match=rf"storage: '{bad}' is {message}"):
             load_job(write(tmp_path, BASE + f"storage: {bad}\n"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from recnas.jobs.pipeline import STAGES, Pipeline
 from recnas.jobs.spec import load_job
+from recnas.jobs.stages import input_files
 from recnas.jobs.store import JobStore
 
 
@@ -24,3 +26,23 @@ def test_new_outputs_upstream_change_the_hash(tmp_path: Path) -> None:
     assert pipeline.inputs_hash(report, hashes, outputs) == same
     rerun = {**outputs, report.after[-1]: {"result": 2}}  # forced, new figures
     assert pipeline.inputs_hash(report, hashes, rerun) != same
+
+
+def test_a_file_rewritten_inside_a_folder_input_changes_the_ingest_hash(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    ratings = folder / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,2,4.0,964982703\n")
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "name: h\npreset: tiny\ndataset: {name: movielens, inputs: [raw]}\n"
+    )
+    job = load_job(path)
+    before = input_files(job)
+    assert input_files(job) == before
+    folder_times = folder.stat()
+    ratings.write_text("userId,movieId,rating,timestamp\n1,3,4.0,964982703\n")
+    os.utime(folder, ns=(folder_times.st_atime_ns, folder_times.st_mtime_ns))
+    assert input_files(job) != before

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from recnas.data import storage
 from recnas.data.meta import DatasetMeta, load_meta
 from recnas.jobs.spec import JobSpec, TrainSection
 from recnas.jobs.store import JobStore
@@ -116,13 +115,11 @@ def _report_to(tracker: Tracker, run: RunRef):  # noqa: ANN202
 
 
 def input_files(job: JobSpec) -> str:
-    """Sizes and modification times of the raw inputs: a changed file re-ingests."""
-    parts = []
-    for uri in job.dataset.inputs:
-        fs, path = storage.resolve(uri)
-        info = fs.get_file_info(path)
-        parts.append(f"{uri}:{info.size}:{info.mtime_ns}")
-    return "|".join(parts)
+    """Every file ingest reads (those inside a folder input too), by size and
+    modification time: a changed file re-ingests."""
+    from recnas.data.readers.base import input_fingerprint
+
+    return input_fingerprint(list(job.dataset.inputs))
 
 
 def ingest(ctx: StageContext) -> dict[str, Any]:

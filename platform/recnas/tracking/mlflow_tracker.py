@@ -329,10 +329,20 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> No
     The process becomes ``mlflow ui`` itself, so that a signal sent to it
     (Ctrl-C, SIGTERM) reaches the server and its workers.
     """
+    import socket
     import sys
 
     if host not in ("127.0.0.1", "localhost"):
         logger.warning("the MLflow UI listens on %s, not only this machine", host)
+    # MLflow exits with status 0 when the port is taken: check first.
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(
+                f"cannot serve the MLflow UI on {host}:{port} ({error.strerror}); "
+                "pass another --port"
+            ) from error
     command = [
         sys.executable, "-m", "mlflow", "ui",
         "--backend-store-uri", tracking_uri,
