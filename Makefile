@@ -1,6 +1,7 @@
 # recnas: two commands do everything.
-#   make demo   create .venv, install recnas, run jobs/demo.yaml on the shipped data
-#   make test   create .venv, install recnas with its test tools, run the tests
+#   make demo   create .venv, run jobs/demo.yaml on the shipped data
+#   make test   create .venv, run the tests
+# Both share one .venv: recnas with its test tools.
 PYTHON ?= python3
 # torch's CPU build; PyPI's default Linux wheel of the same version is the
 # multi-GB CUDA build. Set TORCH_INDEX= to take torch from pip's usual sources.

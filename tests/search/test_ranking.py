@@ -28,8 +28,11 @@ def test_perfect_and_reversed() -> None:
     assert spearman_rho([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
 
 
-def test_report_needs_two_pairs() -> None:
-    report = ranking_report([0.4], [0.5])
-    assert report["ranked_models"] == 0 and math.isnan(report["kendall_tau"])
+def test_report_needs_three_candidates() -> None:
+    report = ranking_report([0.4, 0.5], [0.5, 0.6])
+    assert report["ranked_models"] == 2 and math.isnan(report["kendall_tau"])
+    assert math.isnan(report["spearman_rho"])
+    report = ranking_report([0.4, 0.5, 0.45], [0.5, 0.6, 0.7])
+    assert report["kendall_tau"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="differ in length"):
         kendall_tau([1, 2], [1])

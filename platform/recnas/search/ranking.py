@@ -59,9 +59,15 @@ def _check(a: Sequence[float], b: Sequence[float]) -> None:
 def ranking_report(
     supernet_scores: Sequence[float], scratch_scores: Sequence[float]
 ) -> dict[str, float]:
-    """Kendall's tau and Spearman's rho; NaN with fewer than two candidates."""
-    if len(supernet_scores) < 2:
-        return {"kendall_tau": math.nan, "spearman_rho": math.nan, "ranked_models": 0}
+    """Kendall's tau and Spearman's rho; NaN with fewer than three candidates
+    (two rank each other at +1 or -1 and say nothing of the supernet)."""
+    _check(supernet_scores, scratch_scores)
+    if len(supernet_scores) < 3:
+        return {
+            "kendall_tau": math.nan,
+            "spearman_rho": math.nan,
+            "ranked_models": len(supernet_scores),
+        }
     return {
         "kendall_tau": kendall_tau(supernet_scores, scratch_scores),
         "spearman_rho": spearman_rho(supernet_scores, scratch_scores),
