@@ -137,8 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1")
     ui.add_argument("--storage", help="storage folder holding mlflow.db")
     ui.add_argument("--tracking-uri", help="an MLflow tracking URI instead")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    ui.add_argument(
+        "--port", type=int, default=5000, help="port to listen on (default %(default)s)"
+    )
     ui.set_defaults(func=_ui)
 
     from recnas.data.commands import add_data_parser
