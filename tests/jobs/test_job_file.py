@@ -123,6 +123,8 @@ def test_dataset_names_are_checked_before_anything_runs(tmp_path: Path) -> None:
 def test_command_line_overrides_are_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"with --set\): search\.budget"):
         load_job(write(tmp_path, BASE), {"search": {"budget": "many"}})
+    with pytest.raises(ValueError, match=r"with --set\): dataset\.inputs: name"):
+        load_job(write(tmp_path, BASE), {"dataset": {"inputs": []}})
 
 
 def test_numbers_with_an_exponent_are_numbers(tmp_path: Path) -> None:

@@ -341,16 +341,18 @@ def load_job(
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     build(JobSpec, data, str(path))  # the file's own keys: errors name the file
+    source = str(path)
     if overrides:
         data = deep_merge(data, overrides)
-        build(JobSpec, data, f"{path} (with --set)")
+        source = f"{path} (with --set)"
+        build(JobSpec, data, source)
     preset = data.get("preset", "demo")
     if preset not in PRESETS:
         raise ValueError(
-            f"{path}: preset: unknown {preset!r}; use one of {', '.join(PRESETS)}"
+            f"{source}: preset: unknown {preset!r}; use one of {', '.join(PRESETS)}"
         )
-    job = build(JobSpec, deep_merge(PRESETS[preset], data), str(path))
-    check_job(job, str(path))
+    job = build(JobSpec, deep_merge(PRESETS[preset], data), source)
+    check_job(job, source)
     if not resolve_inputs:
         return job
     inputs = [_resolve_input(p, path) for p in job.dataset.inputs]
