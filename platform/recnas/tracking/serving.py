@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import torch
 
 from recnas.data.features import Batch, FeatureSet
@@ -66,7 +67,9 @@ class CtrPredictor(mlflow.pyfunc.PythonModel):
         self.model, _ = load(context.artifacts["checkpoint"])
         self.model.eval()
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: Any = None
+    ) -> np.ndarray:
         if self.model is None:
             self.load_context(context)
         batch = frame_to_batch(model_input, FeatureSet.from_dict(self.features))
