@@ -15,7 +15,9 @@ from recnas.tracking.mlflow_tracker import Tracker, default_tracking_uri
 
 
 class Halver(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: object = None
+    ) -> np.ndarray:
         return np.asarray(model_input["x"], dtype=np.float32) / 2
 
 
