@@ -18,7 +18,9 @@ import yaml
 
 # A decimal number with an exponent, with or without a dot (YAML 1.1's own
 # float rule, tried first, already takes the forms with a dot).
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_EXPONENT_FLOAT = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"
+)
 
 
 class _Loader(yaml.SafeLoader):

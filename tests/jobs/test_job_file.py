@@ -134,7 +134,11 @@ def test_numbers_with_an_exponent_are_numbers(tmp_path: Path) -> None:
     assert job.supernet.lr == pytest.approx(0.001)
     job = load_job(write(tmp_path, BASE), _overrides(["search.finetune_lr=5E-2"]))
     assert job.search.finetune_lr == pytest.approx(0.05)
-    assert _overrides(["seed=7", "name=1e3x"]) == {"seed": 7, "name": "1e3x"}
+    assert _overrides(["seed=7", "name=1e3x", "tag=.e5"]) == {
+        "seed": 7,
+        "name": "1e3x",
+        "tag": ".e5",
+    }
 
 
 def test_storage_takes_paths_file_and_s3_uris(tmp_path: Path) -> None:
