@@ -296,10 +296,7 @@ class _Ingest:
         if not storage.exists(storage.join(self.out, META_FILE)):
             return None
         meta = load_meta(self.out)
-        if (
-            meta.details.get("fingerprint") == self.fingerprint
-            and not self.opts.overwrite
-        ):
+        if meta.details.get("fingerprint") == self.fingerprint:
             logger.info("%s already holds this dataset; nothing to do", self.out)
             return meta
         if meta.details.get("setup") == self.setup:
@@ -310,7 +307,7 @@ class _Ingest:
             raise ValueError(
                 f"{self.out} already holds a different processed dataset "
                 f"({meta.dataset}, {meta.protocol.get('name')}); choose another "
-                "output or pass overwrite=True (--overwrite)"
+                "output or pass --overwrite (overwrite=True from Python)"
             )
         storage.delete_file(storage.join(self.out, META_FILE))
         self._clear_outputs()
