@@ -96,7 +96,6 @@ def _ui(args: argparse.Namespace) -> int:
                 "with this storage first, or pass --storage or --tracking-uri"
             )
         uri = default_tracking_uri(storage)
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}  (Ctrl-C stops)")
     serve_ui(uri, host=args.host, port=args.port)
     return 0
 

@@ -121,9 +121,11 @@ def test_dataset_names_are_checked_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_command_line_overrides_are_named_as_such(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"with --set\): search\.budget"):
+    with pytest.raises(ValueError, match=r"on the command line\): search\.budget"):
         load_job(write(tmp_path, BASE), {"search": {"budget": "many"}})
-    with pytest.raises(ValueError, match=r"with --set\): dataset\.inputs: name"):
+    with pytest.raises(
+        ValueError, match=r"on the command line\): dataset\.inputs: name"
+    ):
         load_job(write(tmp_path, BASE), {"dataset": {"inputs": []}})
 
 
@@ -146,9 +148,6 @@ def test_storage_takes_paths_file_and_s3_uris(tmp_path: Path) -> None:
     assert job.storage == job.storage_root == f"{tmp_path}/runs"
     job = load_job(write(tmp_path, BASE), {"storage": "s3://bucket/runs"})
     assert job.storage_root == "s3://bucket/runs"
-    for bad, message in [
-        ("file://runs", "not a local file URI; write file:///path"),
-        ("ftp://host/runs", "neither a local path, a file:/// URI nor an s3://"),
-    ]:
-        with pytest.raises(ValueError, match=rf"storage: '{bad}' is {message}"):
+    for bad in ("file://runs", "file:/runs", "s3:/bucket", "ftp://host/runs"):
+        with pytest.raises(ValueError, match=rf"storage: '{bad}' is neither a local"):
             load_job(write(tmp_path, BASE + f"storage: {bad}\n"))

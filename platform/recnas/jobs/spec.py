@@ -246,6 +246,10 @@ class BaselinesSection(TrainSection):
             raise ValueError("models: name at least one baseline, e.g. [dnn, dlrm]")
 
 
+# Something that starts like a URI ("file:", "s3:/", "ftp://"), not a path.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
 def storage_uri(value: str) -> str:
     """A storage setting as recnas uses it: ``s3://bucket/key`` or a local path.
 
@@ -255,20 +259,14 @@ def storage_uri(value: str) -> str:
         ValueError: For any other URI scheme, or a file URI without an
             absolute path.
     """
-    if value.startswith("file://"):
-        path = value.removeprefix("file://")
-        if not path.startswith("/"):
-            raise ValueError(
-                f"storage: {value!r} is not a local file URI; write file:///path "
-                "(three slashes) or the path itself"
-            )
-        return path
-    if "://" in value and not value.startswith("s3://"):
-        raise ValueError(
-            f"storage: {value!r} is neither a local path, a file:/// URI nor an "
-            "s3://bucket/key URI"
-        )
-    return value
+    if value.startswith("file:///"):
+        return value.removeprefix("file://")
+    if value.startswith("s3://") or not _SCHEME.match(value):
+        return value
+    raise ValueError(
+        f"storage: {value!r} is neither a local path, a file:///path URI (three "
+        "slashes) nor an s3://bucket/key URI"
+    )
 
 
 @dataclass(frozen=True)
@@ -344,7 +342,7 @@ def load_job(
     source = str(path)
     if overrides:
         data = deep_merge(data, overrides)
-        source = f"{path} (with --set)"
+        source = f"{path} (as changed on the command line)"
         build(JobSpec, data, source)
     preset = data.get("preset", "demo")
     if preset not in PRESETS:

@@ -334,6 +334,8 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> No
 
     if host not in ("127.0.0.1", "localhost"):
         logger.warning("the MLflow UI listens on %s, not only this machine", host)
+    if not 0 < port < 65536:
+        raise ValueError(f"--port {port}: give a port number from 1 to 65535")
     # MLflow exits with status 0 when the port is taken: check first.
     with socket.socket() as probe:
         try:
@@ -349,6 +351,7 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> No
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    print(f"MLflow UI for {tracking_uri} on http://{host}:{port}  (Ctrl-C stops)")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
