@@ -85,7 +85,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     from recnas.jobs.spec import storage_uri
-    from recnas.tracking.mlflow_tracker import default_tracking_uri, serve_ui
+    from recnas.tracking.mlflow_tracker import (
+        check_ui_port,
+        default_tracking_uri,
+        serve_ui,
+    )
 
     uri = args.tracking_uri or env.tracking_uri()
     if uri is None:
@@ -96,6 +100,8 @@ def _ui(args: argparse.Namespace) -> int:
                 "with this storage first, or pass --storage or --tracking-uri"
             )
         uri = default_tracking_uri(storage)
+    check_ui_port(args.host, args.port)
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}  (Ctrl-C stops)")
     serve_ui(uri, host=args.host, port=args.port)
     return 0
 

@@ -323,20 +323,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> None:
-    """Replaces this process with the MLflow UI on ``host:port``.
+def check_ui_port(host: str, port: int) -> None:
+    """Refuses a port the MLflow UI cannot listen on (MLflow itself would exit
+    with status 0 when the port is taken).
 
-    The process becomes ``mlflow ui`` itself, so that a signal sent to it
-    (Ctrl-C, SIGTERM) reaches the server and its workers.
+    Raises:
+        ValueError: For a port out of range or already in use.
     """
     import socket
-    import sys
 
-    if host not in ("127.0.0.1", "localhost"):
-        logger.warning("the MLflow UI listens on %s, not only this machine", host)
     if not 0 < port < 65536:
         raise ValueError(f"--port {port}: give a port number from 1 to 65535")
-    # MLflow exits with status 0 when the port is taken: check first.
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
@@ -345,13 +342,25 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> No
                 f"cannot serve the MLflow UI on {host}:{port} ({error.strerror}); "
                 "pass another --port"
             ) from error
+
+
+def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> None:
+    """Replaces this process with the MLflow UI on ``host:port``.
+
+    The process becomes ``mlflow ui`` itself, so that a signal sent to it
+    (Ctrl-C, SIGTERM) reaches the server and its workers.
+    """
+    import sys
+
+    if host not in ("127.0.0.1", "localhost"):
+        logger.warning("the MLflow UI listens on %s, not only this machine", host)
+    check_ui_port(host, port)
     command = [
         sys.executable, "-m", "mlflow", "ui",
         "--backend-store-uri", tracking_uri,
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    print(f"MLflow UI for {tracking_uri} on http://{host}:{port}  (Ctrl-C stops)")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
