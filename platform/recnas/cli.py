@@ -84,7 +84,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from recnas.jobs.spec import storage_uri
+    from recnas.data.storage import local_or_s3
     from recnas.tracking.mlflow_tracker import (
         check_ui_port,
         default_tracking_uri,
@@ -93,7 +93,7 @@ def _ui(args: argparse.Namespace) -> int:
 
     uri = args.tracking_uri or env.tracking_uri()
     if uri is None:
-        storage = storage_uri(args.storage or env.storage_root())
+        storage = local_or_s3(args.storage or env.storage_root())
         if not (Path(storage) / "mlflow.db").is_file():
             raise ValueError(
                 f"no MLflow store in {storage!r} (mlflow.db is missing): run a job "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -29,6 +30,27 @@ S3_SCHEME = "s3://"
 def is_s3(uri: str) -> bool:
     """Whether ``uri`` names an object in S3 (or an S3-compatible server)."""
     return uri.startswith(S3_SCHEME)
+
+
+# Something that starts like a URI ("file:", "s3:/", "ftp://"), not a path.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def local_or_s3(value: str) -> str:
+    """A storage location as the rest of this module takes it: an
+    ``s3://bucket/key`` URI or a local path (``file:///path`` is ``/path``).
+
+    Raises:
+        ValueError: For anything else that looks like a URI.
+    """
+    if value.startswith("file:///"):
+        return value.removeprefix("file://")
+    if is_s3(value) or not _SCHEME.match(value):
+        return value
+    raise ValueError(
+        f"{value!r} is neither a local path, a file:///path URI (three slashes) "
+        "nor an s3://bucket/key URI"
+    )
 
 
 def join(uri: str, *parts: str) -> str:

@@ -242,7 +242,8 @@ def _range_blocks(
     # A local file is memory-mapped: blocks are views of it, never copies.
     with pa.memory_map(path) if local else fs.open_input_file(path) as f:
         if chunk.start == 0:
-            begin = len(BOM) if bytes(_read(f, min(size, 3), 0, local)) == BOM else 0
+            head = bytes(_read(f, min(size, len(BOM)), 0, local))
+            begin = len(BOM) if head == BOM else 0
         else:
             begin = _next_line_start(f, chunk.start - 1, size)
         stop = size if end >= size else _next_line_start(f, end - 1, size)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from recnas import env, yamlio
+from recnas.data import storage
 from recnas.jobs.presets import PRESETS
 from recnas.jobs.schema import build, check_range, deep_merge
 
@@ -246,29 +247,6 @@ class BaselinesSection(TrainSection):
             raise ValueError("models: name at least one baseline, e.g. [dnn, dlrm]")
 
 
-# Something that starts like a URI ("file:", "s3:/", "ftp://"), not a path.
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
-
-
-def storage_uri(value: str) -> str:
-    """A storage setting as recnas uses it: ``s3://bucket/key`` or a local path.
-
-    ``file:///path`` is the local path ``/path``.
-
-    Raises:
-        ValueError: For any other URI scheme, or a file URI without an
-            absolute path.
-    """
-    if value.startswith("file:///"):
-        return value.removeprefix("file://")
-    if value.startswith("s3://") or not _SCHEME.match(value):
-        return value
-    raise ValueError(
-        f"storage: {value!r} is neither a local path, a file:///path URI (three "
-        "slashes) nor an s3://bucket/key URI"
-    )
-
-
 @dataclass(frozen=True)
 class JobSpec:
     """A whole job. See the module docstring for the file format."""
@@ -288,7 +266,11 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         if self.storage is not None:
-            object.__setattr__(self, "storage", storage_uri(self.storage))
+            try:
+                root = storage.local_or_s3(self.storage)
+            except ValueError as error:
+                raise ValueError(f"storage: {error}") from error
+            object.__setattr__(self, "storage", root)
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed: must be in 0..2**32-1, got {self.seed}")
         if not _NAME.match(self.name):
@@ -300,7 +282,7 @@ class JobSpec:
     @property
     def storage_root(self) -> str:
         """Storage URI of all jobs; the job writes under ``<root>/<name>``."""
-        return self.storage or storage_uri(env.storage_root())
+        return self.storage or storage.local_or_s3(env.storage_root())
 
     def section(self, name: str) -> dict[str, Any]:
         """One section (or top-level value) as plain data, for hashing and logs."""
