@@ -443,20 +443,24 @@ class _PlainReference:
     """The hand-written loop's windows at 1 and 2 threads, gathered in turns
     with the fits: in this process (torch's default OpenMP settings) and in a
     fresh process with the workers' OpenMP settings. Every window of both
-    counts, so the reference is the faster of the two set-ups."""
+    counts, so the reference is the faster of the two set-ups. ``medians``
+    keeps each measurement's median apart, so that a fit can be compared
+    with the measurements just before and just after it."""
 
     def __init__(self, folder: Path, steps: int, window: int) -> None:
         self.folder, self.steps, self.window = folder, steps, window
         self.batches = _batches(steps)
         self.rates: dict[int, list[float]] = {1: [], 2: []}
+        self.medians: dict[int, list[float]] = {1: [], 2: []}
         self.cpu: list[float] = []
         self.runs = 0
 
     def measure(self) -> None:
+        now: dict[int, list[float]] = {1: [], 2: []}
         for threads in (1, 2):
             with _threads(threads):
                 rates, cpu_rate = _plain_windows(self.batches, self.window)
-            self.rates[threads] += rates
+            now[threads] += rates
             if threads == 1:
                 self.cpu.append(cpu_rate)
         self.runs += 1
@@ -464,9 +468,17 @@ class _PlainReference:
         env = _openmp_env(Scaling().omp_wait_policy)
         _in_fresh_process(env, _plain_all_threads, self.steps, self.window, str(out))
         for threads, (rates, cpu_rate) in json.loads(out.read_text()).items():
-            self.rates[int(threads)] += rates
+            now[int(threads)] += rates
             if threads == "1":
                 self.cpu.append(cpu_rate)
+        for threads, rates in now.items():
+            self.rates[threads] += rates
+            self.medians[threads].append(statistics.median(rates))
+
+    def around(self, threads: int, measurement: int) -> float:
+        """Mean of the medians of measurement ``measurement`` and the next."""
+        pair = self.medians[threads][measurement : measurement + 2]
+        return sum(pair) / len(pair)
 
 
 def _worker_cpu_rate(reports: list[dict]) -> float:
@@ -485,22 +497,28 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     The workers' steady-state rate is the samples/s of each 20-step interval
     between reports (the first interval, with the first steps' allocations,
     is left out); the plain loop is timed in 20-step windows before and after
-    every fit. Ratios compare the best and the median window of each side.
-    Every set-up is fitted twice, in turns with the others: on this kind of
-    shared machine a whole run is now and then 10-20 % slower than the next
-    one, and the plain side is measured many times over. Each run's median
-    is printed too. The start-up of a run (``fit`` called to first report)
-    is printed apart.
+    every fit. Every set-up is fitted three times, in turns with the others:
+    on this kind of shared machine the same loop runs 10-20 % slower for
+    whole stretches of a minute or more, so the ratios are taken two ways.
+    Pooled: the best and the median window of each side over the whole
+    test. Paired: each run's median interval against the plain loop's
+    median just before and just after it (the mean of the two), then the
+    median over the runs; drifts of the machine's speed that outlast a run
+    cancel out. The start-up of a run (``fit`` called to first report) is
+    printed apart.
     """
-    steps, window, rounds = 120, 20, 2
+    steps, window, rounds = 120, 20, 3
     setups = ((1, 1.0), (1, 2.0), (2, 1.0))
     data = _write_dataset(tmp_path / "data", {"train": 2 * steps * BATCH})
     plain = _PlainReference(tmp_path, 3 * window, window)
     runs: dict[tuple[int, float], list[list[dict]]] = {key: [] for key in setups}
     startup: dict[tuple[int, float], list[float]] = {key: [] for key in setups}
+    # Which plain measurement came just before each run.
+    before: dict[tuple[int, float], list[int]] = {key: [] for key in setups}
     for _ in range(rounds):
         for workers, cpus in setups:
             plain.measure()
+            before[workers, cpus].append(plain.runs - 1)
             started = time.perf_counter()
             reports = _fit(data, tmp_path, workers, cpus, steps, window)
             runs[workers, cpus].append(reports)
@@ -528,15 +546,21 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     }
     for threads, key in ((1, (1, 1.0)), (2, (1, 2.0))):
         ours, ref = intervals(key), plain.rates[threads]
+        paired = [
+            med(rates(reports)) / plain.around(threads, measurement)
+            for reports, measurement in zip(runs[key], before[key], strict=True)
+        ]
         print(
             f"\nBENCH fit dlrm batch {BATCH}, {threads} thread(s): plain torch best "
             f"/ median {window}-step window {max(ref):,.0f} / {med(ref):,.0f} "
             f"samples/s; recnas fit 1 worker x {threads} CPU best / median "
             f"interval {max(ours):,.0f} / {med(ours):,.0f} (medians of its "
             f"{rounds} runs {per_run(key)}; best whole run {whole[key]:,.0f}); "
-            f"ratio best {max(ours) / max(ref):.2f}, median "
-            f"{med(ours) / med(ref):.2f} (goal 0.9); worker niceness {niceness}; "
-            f"start-up {min(startup[key]):.1f} s; {_load()}"
+            f"pooled ratio best {max(ours) / max(ref):.2f}, median "
+            f"{med(ours) / med(ref):.2f}; paired ratio of each run "
+            f"{' / '.join(f'{r:.2f}' for r in paired)}, median {med(paired):.2f} "
+            f"(goal 0.9); worker niceness {niceness}; start-up "
+            f"{min(startup[key]):.1f} s; {_load()}"
         )
     cpu_rate = max(_worker_cpu_rate(reports) for reports in runs[1, 1.0])
     two = intervals((2, 1.0))
