@@ -172,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ConnectionError) as error:
         print(f"recnas: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        from recnas.train.launcher import TrainingFailed
+
+        if not isinstance(error, TrainingFailed):
+            raise
+        print(f"recnas: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         # A forced stage starts afresh each time: resuming it means not forcing.
         again = "without --force" if getattr(args, "force", None) else "again"

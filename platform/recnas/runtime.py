@@ -71,7 +71,9 @@ def _loopback_only() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def check_capacity(cpus: float, gpus: float, what: str) -> None:
+def check_capacity(
+    cpus: float, gpus: float, what: str, advice: str = "lower them in the job file"
+) -> None:
     """Refuses work that the running Ray cluster can never place.
 
     Ray would wait forever for resources that a fixed cluster lacks; a
@@ -81,17 +83,21 @@ def check_capacity(cpus: float, gpus: float, what: str) -> None:
     Args:
         cpus: CPUs the work needs at once.
         gpus: GPUs the work needs at once.
-        what: The job keys that set the request, for the message.
+        what: The settings that make the request, for the message.
+        advice: What to do about it, for the message.
     """
     total = ray.cluster_resources()
     have_cpus, have_gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
     if cpus <= have_cpus and gpus <= have_gpus:
         return
+    asked = " and ".join(
+        f"{n:g} {unit}" for n, unit in ((cpus, "CPUs"), (gpus, "GPUs")) if n
+    )
     message = (
-        f"{what} ask for {cpus:g} CPUs and {gpus:g} GPUs at once, but the Ray "
-        f"cluster has {have_cpus:g} CPUs and {have_gpus:g} GPUs"
+        f"{what} ask for {asked} at once, but the Ray cluster has "
+        f"{have_cpus:g} CPUs and {have_gpus:g} GPUs"
     )
     if env.ray_address():
         logger.warning("%s; waiting for the cluster to grow", message)
         return
-    raise ValueError(f"{message}; lower them in the job file")
+    raise ValueError(f"{message}; {advice}")

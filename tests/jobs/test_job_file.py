@@ -65,6 +65,7 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         ("space: nasrec_huge\n", r"space: .*nasrec_huge"),
         ("resources: {workers: 0}\n", r"resources\.workers: must be at least 1"),
         ("resources: {cpus_per_worker: 0}\n", r"cpus_per_worker: must be greater"),
+        ("resources: {bf16: true}\n", r"resources\.bf16: autocast to bfloat16 runs"),
         ("supernet: {lr: -1}\n", r"supernet\.lr: must be greater than 0"),
         ("supernet: {optimizer: sgd}\n", r"supernet\.optimizer: unknown 'sgd'"),
         ("search: {finetune_lr: .nan}\n", r"search\.finetune_lr: must be a finite"),

@@ -15,6 +15,11 @@ def test_records_round_trip_and_work_folders_are_pruned(tmp_path: Path) -> None:
     store.write_json({"a": 1}, "search", "old", "x.json")
     store.write_json({"a": 2}, "search", "new", "x.json")
     store.complete("search", "new", {"candidates": 3}, run_id="r1")
+    store.write_json({"a": 3}, "search", "unfinished", "x.json")
+    # Work of other settings that never completed: a run of "newer" says so.
+    assert sorted(store.others("search", "newer")) == [
+        store.uri("search", name) for name in ("old", "unfinished")
+    ]
     store.prune("search", keep="new")
     assert sorted(p.name for p in (tmp_path / "job" / "search").iterdir()) == [
         "complete.json",

@@ -73,6 +73,12 @@ def test_scaling_rejects_bf16_on_cpu() -> None:
         Scaling(omp_wait_policy="spin")
     with pytest.raises(ValueError, match=r"niceness: must be in \[0, 19\], got 20"):
         Scaling(niceness=20)
+    with pytest.raises(
+        ValueError, match="num_workers: must be a whole number, got '2'"
+    ):
+        Scaling(num_workers="2")
+    with pytest.raises(ValueError, match="cpus_per_worker: must be a number, got '1'"):
+        Scaling(cpus_per_worker="1")
 
 
 def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:

@@ -1,15 +1,18 @@
 """Ray Train runs end to end: reports, exact metrics, checkpoints, a lost worker.
 
-Four ``fit`` calls in all (each costs 12-16 s of Ray Train set-up here): an
+Six ``fit`` calls in all (each costs 12-16 s of Ray Train set-up here): an
 uninterrupted baseline run, the same run again (it finds its final checkpoint
-and stops at once), the same run with one worker killed mid-run, and a short
+and stops at once), copies of it with a damaged and with a missing
+checkpoint, the same run with one worker killed mid-run, and a short
 supernet run.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from recnas.data.ingest import ingest
 from recnas.data.loader import BatchLoader
 from recnas.train.checkpoint import load_model, read_description
 from recnas.train.config import TrainConfig
-from recnas.train.launcher import Scaling, fit
+from recnas.train.launcher import Scaling, TrainingFailed, fit
 from recnas.train.metrics import predict
 
 pytestmark = pytest.mark.slow
@@ -168,9 +171,77 @@ def test_same_name_resumes_a_finished_run(baseline_run, movielens) -> None:
     assert again.metrics == result.metrics
 
 
-def test_killed_worker_resumes_from_checkpoint(
+def _copy_of_run(storage: str, tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A copy of the finished run's storage, and its checkpoint folders."""
+    copy = tmp_path / "storage"
+    shutil.copytree(storage, copy)
+    return copy, sorted((copy / "dlrm").glob("checkpoint_0*"))
+
+
+def test_a_damaged_checkpoint_fails_the_run_naming_the_file(
     baseline_run, movielens, tmp_path
 ) -> None:
+    _, _, storage = baseline_run
+    copy, checkpoints = _copy_of_run(storage, tmp_path)
+    damaged = checkpoints[-1] / "model.pt"
+    damaged.write_bytes(b"these bytes are not a torch checkpoint")
+    with pytest.raises(
+        TrainingFailed,
+        match=rf"^run {copy}/dlrm: checkpoint file {damaged} cannot be read "
+        r"\(.*\); the run cannot resume from it: .*\(recnas run: --force STAGE\)$",
+    ):
+        fit(
+            _config(movielens).replace(max_failures=0),
+            Scaling(num_workers=2),
+            storage=str(copy),
+            name="dlrm",
+            progress=False,
+        )
+
+
+def test_a_missing_checkpoint_says_how_to_start_over(
+    baseline_run, movielens, tmp_path
+) -> None:
+    _, _, storage = baseline_run
+    copy, checkpoints = _copy_of_run(storage, tmp_path)
+    for folder in checkpoints:
+        shutil.rmtree(folder)
+    with pytest.raises(
+        TrainingFailed,
+        match=rf"run {copy}/dlrm cannot resume: .* delete the run's folder",
+    ):
+        fit(
+            _config(movielens),
+            Scaling(num_workers=2),
+            storage=str(copy),
+            name="dlrm",
+            progress=False,
+        )
+
+
+def test_more_workers_than_the_cluster_can_hold_are_refused(movielens) -> None:
+    with pytest.raises(ValueError, match="3 workers of 1 CPUs ask for 3 CPUs at once"):
+        fit(_config(movielens), Scaling(num_workers=3), storage="unused", name="x")
+
+
+def test_a_run_that_fails_for_good_says_why_in_one_line() -> None:
+    from ray.train import WorkerGroupError
+
+    from recnas.train.launcher import _failure
+
+    lost = WorkerGroupError("2 workers failed", {0: RuntimeError("boom\nmore")})
+    failure = _failure(lost, TrainConfig.baseline("d", "dnn"), "runs/dnn")
+    assert str(failure) == (
+        "run runs/dnn: training failed after 2 restart(s); RuntimeError: boom. "
+        "Run it again to resume from its newest checkpoint"
+    )
+    assert _failure(KeyboardInterrupt(), TrainConfig.baseline("d", "dnn"), "x") is None
+
+
+def test_killed_worker_resumes_from_checkpoint(
+    baseline_run, movielens, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="recnas.train.launcher")
     uninterrupted, _, _ = baseline_run
     reports: list[dict] = []
     killed: dict = {}
@@ -197,6 +268,8 @@ def test_killed_worker_resumes_from_checkpoint(
     assert first["resumed_from"] in checkpointed and first["resumed_from"] >= 8
     assert first["step"] == first["resumed_from"] + 4
     assert killed["pid"] not in first["worker_pids"]
+    resumed = f"dlrm: resumed from its checkpoint at step {first['resumed_from']}"
+    assert resumed in caplog.text
     final, clean = result.metrics, uninterrupted.metrics
     assert final["steps"] == 64 and final["resumed_from"] == first["resumed_from"]
     for key in ("val_logloss", "val_auc", "test_logloss", "test_auc"):

@@ -103,12 +103,15 @@ class Pipeline:
         store: JobStore,
         tracker: Tracker,
         before_first_stage: Callable[[], Any] | None = None,
+        source: str = "job",
     ) -> None:
         self.job = job
         self.store = store
         self.tracker = tracker
+        self.source = source
         self._before_first_stage = before_first_stage
         self.forced: set[str] = set()
+        self.wanted: list[str] = list(STAGE_NAMES)
 
     def inputs_hash(
         self, stage: Stage, hashes: dict[str, str], outputs: dict[str, Any]
@@ -135,10 +138,17 @@ class Pipeline:
         """
         check_stage_names([*(only or ()), *force])
         self.forced = set(force)
+        self.wanted = list(only or STAGE_NAMES)
         result = PipelineResult()
         hashes: dict[str, str] = {}
         last = max(STAGE_NAMES.index(n) for n in only) if only else len(STAGES) - 1
+        needed = set(self.wanted)  # the wanted stages and all they follow
+        for stage in reversed(STAGES):
+            if stage.name in needed:
+                needed.update(stage.after)
         for stage in STAGES[: last + 1]:
+            if stage.name not in needed:
+                continue
             hashes[stage.name] = self.inputs_hash(stage, hashes, result.outputs)
             record = self.store.record(stage.name)
             wanted = only is None or stage.name in only
@@ -171,7 +181,18 @@ class Pipeline:
         if self._before_first_stage is not None:
             self._before_first_stage()
             self._before_first_stage = None
+            try:
+                stages.check_resources(self.job, self.wanted)
+            except ValueError as error:
+                raise ValueError(f"{self.source}: {error}") from error
         logger.info("stage %s: starting", stage.name)
+        for folder in self.store.others(stage.name, inputs_hash):
+            logger.info(
+                "stage %s: the unfinished work in %s had other settings; it is "
+                "not resumed, and goes when this stage completes",
+                stage.name,
+                folder,
+            )
         start = time.perf_counter()
         if stage.name in self.forced:
             self.store.clear(stage.name, inputs_hash)

@@ -12,7 +12,7 @@ from typing import Any
 
 from recnas import env
 from recnas.jobs.pipeline import Pipeline, PipelineResult, check_stage_names
-from recnas.jobs.spec import JobSpec, load_job
+from recnas.jobs.spec import JobSpec, job_source, load_job
 from recnas.jobs.store import JobStore
 from recnas.runtime import ray_session
 from recnas.tracking.mlflow_tracker import Tracker, default_tracking_uri
@@ -53,7 +53,13 @@ def run_job(
         tracker = Tracker(uri, job.name)
         # Ray starts only when a stage has work to do.
         connect = functools.partial(stack.enter_context, ray_session(address))
-        pipeline = Pipeline(job, store, tracker, before_first_stage=connect)
+        pipeline = Pipeline(
+            job,
+            store,
+            tracker,
+            before_first_stage=connect,
+            source=job_source(path, overrides),
+        )
         result = pipeline.run(only=stages, force=force)
     return JobResult(
         outputs=result.outputs,

@@ -88,6 +88,11 @@ class ResourcesSection:
     def __post_init__(self) -> None:
         check_range(self, "workers", minimum=1)
         check_range(self, "cpus_per_worker", minimum=0, strict=True)
+        if self.bf16 and not self.use_gpu:
+            raise ValueError(
+                "bf16: autocast to bfloat16 runs on GPUs only; set use_gpu: true "
+                "or bf16: false"
+            )
 
 
 @dataclass(frozen=True)
@@ -321,10 +326,9 @@ def load_job(
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     build(JobSpec, data, str(path))  # the file's own keys: errors name the file
-    source = str(path)
+    source = job_source(path, overrides)
     if overrides:
         data = deep_merge(data, overrides)
-        source = f"{path} (as changed on the command line)"
         build(JobSpec, data, source)
     preset = data.get("preset", "demo")
     if preset not in PRESETS:
@@ -339,6 +343,11 @@ def load_job(
     return dataclasses.replace(
         job, dataset=dataclasses.replace(job.dataset, inputs=inputs)
     )
+
+
+def job_source(path: str | Path, overrides: dict[str, Any] | None) -> str:
+    """How errors name a job: its file, and whether the command line changed it."""
+    return f"{path} (as changed on the command line)" if overrides else str(path)
 
 
 def check_job(job: JobSpec, source: str) -> None:

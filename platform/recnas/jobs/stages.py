@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,17 +88,25 @@ def common_tags(job: JobSpec, upstream: dict[str, dict[str, Any]]) -> dict[str, 
 def scaling(job: JobSpec) -> Scaling:
     """The job's Ray Train workers, checked against the cluster's size."""
     r = job.resources
-    check_capacity(
-        r.workers * r.cpus_per_worker,
-        r.workers if r.use_gpu else 0,
-        "resources.workers * resources.cpus_per_worker",
-    )
+    cpus = "resources.workers * resources.cpus_per_worker"
+    check_capacity(r.workers * r.cpus_per_worker, 0, cpus)
+    if r.use_gpu:
+        check_capacity(0, r.workers, "resources.use_gpu (a GPU per worker)")
     return Scaling(
         num_workers=r.workers,
         cpus_per_worker=r.cpus_per_worker,
         use_gpu=r.use_gpu,
         bf16=r.bf16,
     )
+
+
+def check_resources(job: JobSpec, names: Collection[str]) -> None:
+    """Refuses, before the first of the stages ``names`` runs, resources that
+    the Ray cluster can never give them."""
+    if {"supernet", "retrain", "baselines"} & set(names):
+        scaling(job)
+    if "search" in names:
+        check_capacity(job.search.cpus_per_trial, 0, "search.cpus_per_trial")
 
 
 def per_worker_batch(job: JobSpec, global_batch: int) -> int:
@@ -257,7 +266,6 @@ def search(ctx: StageContext) -> dict[str, Any]:
     ctx.tracker.log_params(ctx.run, {**settings.to_dict(), **_scoring_params(scoring)})
     logged = {c["tags"].get("recnas.trial_id") for c in ctx.tracker.children(ctx.run)}
     logger_hook = _CandidateLogger(ctx, logged)
-    check_capacity(s.cpus_per_trial, 0, "search.cpus_per_trial")
     storage_path, filesystem = _ray_storage(ctx.store, *ctx.work)
     outcome = run_search(
         load_space(job.space),

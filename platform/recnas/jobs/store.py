@@ -150,6 +150,19 @@ class JobStore:
             logger.info("stage %s: clearing %s", stage, self.uri(stage, inputs_hash))
             self.fs.delete_dir(path)
 
+    def others(self, stage: str, inputs_hash: str) -> list[str]:
+        """URIs of the stage's work folders for inputs other than these, and
+        other than those of its completion record: unfinished work."""
+        record = self.record(stage)
+        done = record.inputs_hash if record else None
+        selector = pafs.FileSelector(self.path(stage), allow_not_found=True)
+        return [
+            self.uri(stage, info.base_name)
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory
+            and info.base_name not in (inputs_hash, done)
+        ]
+
     def prune(self, stage: str, keep: str) -> None:
         """Deletes the work folders of a stage's other, obsolete inputs."""
         selector = pafs.FileSelector(self.path(stage), allow_not_found=True)

@@ -125,12 +125,30 @@ def read_position(folder: str | Path) -> Position:
     return Position(**read_description(folder)["position"])
 
 
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint file that exists but cannot be loaded (damaged)."""
+
+
+def _load(path: Path, weights_only: bool) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several kinds for a damaged file
+        detail = next(iter(str(error).splitlines()), type(error).__name__)
+        raise UnreadableCheckpoint(
+            f"checkpoint file {path} cannot be read ({detail}); the run cannot "
+            "resume from it: start it over under a new name or after deleting "
+            "its folder (recnas run: --force STAGE)"
+        ) from error
+
+
 def read_train_state(folder: str | Path) -> dict[str, Any]:
-    return torch.load(Path(folder) / STATE, map_location="cpu", weights_only=False)
+    return _load(Path(folder) / STATE, weights_only=False)
 
 
 def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(folder) / MODEL, map_location="cpu", weights_only=True)
+    return _load(Path(folder) / MODEL, weights_only=True)
 
 
 @contextmanager

@@ -85,6 +85,15 @@ class Scaling:
     niceness: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool):
+            raise ValueError(
+                f"num_workers: must be a whole number, got {self.num_workers!r}"
+            )
+        number = isinstance(self.cpus_per_worker, int | float)
+        if not number or isinstance(self.cpus_per_worker, bool):
+            raise ValueError(
+                f"cpus_per_worker: must be a number, got {self.cpus_per_worker!r}"
+            )
         if self.num_workers < 1:
             raise ValueError(f"num_workers: must be >= 1, got {self.num_workers}")
         if not self.cpus_per_worker > 0:
@@ -252,13 +261,24 @@ def fit(
             (False) or only when stderr is a terminal (None).
 
     Raises:
-        ray.train.TrainingFailedError: When the run failed beyond
-            ``config.max_failures`` restarts.
+        ValueError: When the Ray cluster can never give the workers their
+            CPUs or GPUs (a cluster that autoscales only warns).
+        TrainingFailed: When the run failed beyond ``config.max_failures``
+            restarts, or cannot resume from what its folder holds.
     """
     import ray
     from ray.util.queue import Queue
 
+    from recnas.runtime import check_capacity
+
     scaling = scaling or Scaling()
+    check_capacity(
+        scaling.num_workers * scaling.cpus_per_worker,
+        scaling.num_workers if scaling.use_gpu else 0,
+        f"{scaling.num_workers} workers of {scaling.cpus_per_worker:g} CPUs"
+        + (" and a GPU" if scaling.use_gpu else ""),
+        advice="ask for fewer workers or smaller ones",
+    )
     if not config.threads:
         config = config.replace(threads=max(1, int(scaling.cpus_per_worker)))
     reports: Queue = Queue(actor_options={"num_cpus": 0})
@@ -275,19 +295,91 @@ def fit(
     thread.start()
     bar = _Progress(name, progress)
     try:
-        _follow(thread, reports, on_report, bar)
+        _follow(name, thread, reports, on_report, bar)
     finally:
         bar.close()
         ray.kill(reports.actor)
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if error is not None:
+        failure = _failure(error, config, f"{storage}/{name}")
+        if failure is None:
+            raise error
+        raise failure from error
     return _result(outcome["result"], storage)
 
 
+class TrainingFailed(RuntimeError):
+    """A run that failed for good: its workers failed more often than the run
+    may restart them, or its folder holds nothing it can resume from."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return next((line for line in text.splitlines() if line.strip()), text)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it wraps (Ray's wrappers and Python's causes)."""
+    found: list[BaseException] = []
+    todo: list[Any] = [error]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, BaseException) and all(item is not e for e in found):
+            found.append(item)
+            todo += [
+                getattr(item, name, None)
+                for name in ("controller_failure", "cause", "__cause__")
+            ]
+    return found
+
+
+def _failure(
+    error: BaseException, config: TrainConfig, folder: str
+) -> TrainingFailed | None:
+    """The error ``fit`` raises for a failed Ray Train run: one that says what
+    failed and what to do, instead of Ray's pages of worker tracebacks (None
+    for errors that are not a failed run)."""
+    from ray.train import WorkerGroupError
+    from ray.train.v2._internal.exceptions import CheckpointManagerInitializationError
+
+    from recnas.train.checkpoint import UnreadableCheckpoint
+
+    # Ray Train's controller reads the run's record of checkpoints when it
+    # starts. A broken record comes back as a controller error, or, when the
+    # controller could not start at all, as its death with the cause as text.
+    broken = CheckpointManagerInitializationError
+    if any(isinstance(e, broken) or broken.__name__ in str(e) for e in _chain(error)):
+        return TrainingFailed(
+            f"run {folder} cannot resume: its record of checkpoints names one "
+            "that is gone or unreadable; delete the run's folder to train from "
+            "step 0 (recnas run: --force STAGE)"
+        )
+    if isinstance(error, WorkerGroupError):
+        # Ray hands a worker's own exception back wrapped, with its traceback
+        # as the text; the exception itself says what went wrong in one line.
+        failures = [getattr(e, "_base_exc", e) for e in error.worker_failures.values()]
+        unreadable = [e for e in failures if isinstance(e, UnreadableCheckpoint)]
+        if unreadable:
+            return TrainingFailed(f"run {folder}: {unreadable[0]}")
+        causes = sorted({_first_line(e) for e in failures}) or [_first_line(error)]
+        return TrainingFailed(
+            f"run {folder}: training failed after {config.max_failures} "
+            f"restart(s); {'; '.join(causes)}. Run it again to resume from its "
+            "newest checkpoint"
+        )
+    return None
+
+
 def _follow(
-    thread: threading.Thread, reports: Any, on_report: Any, bar: _Progress
+    name: str,
+    thread: threading.Thread,
+    reports: Any,
+    on_report: Any,
+    bar: _Progress,
 ) -> None:
-    """Hand every forwarded report to the bar and to ``on_report``."""
+    """Hand every forwarded report to the bar and to ``on_report``, and say
+    when the run resumed from a checkpoint or started over."""
+    starts, step = None, -1
     while True:
         alive = thread.is_alive()
         try:
@@ -296,6 +388,14 @@ def _follow(
             if not alive:
                 return
             continue
+        resumed_from = metrics.get("resumed_from", 0)
+        if metrics.get("starts") != starts and resumed_from:
+            logger.info(
+                "%s: resumed from its checkpoint at step %d", name, resumed_from
+            )
+        elif metrics.get("step", 0) < step:
+            logger.info("%s: started over from step 0 (no checkpoint yet)", name)
+        starts, step = metrics.get("starts"), metrics.get("step", 0)
         bar.update(metrics)
         if on_report is not None:
             on_report(metrics)
