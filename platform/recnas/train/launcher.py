@@ -272,6 +272,8 @@ def fit(
     from recnas.runtime import check_capacity
 
     scaling = scaling or Scaling()
+    if not ray.is_initialized():
+        ray.init()  # what Ray's first remote call below would do anyway
     check_capacity(
         scaling.num_workers * scaling.cpus_per_worker,
         scaling.num_workers if scaling.use_gpu else 0,
