@@ -72,7 +72,7 @@ def _loopback_only() -> None:
 
 
 def check_capacity(
-    cpus: float, gpus: float, what: str, advice: str = "lower them in the job file"
+    cpus: float, gpus: float, what: str, advice: str = "change them in the job file"
 ) -> None:
     """Refuses work that the running Ray cluster can never place.
 
@@ -94,7 +94,7 @@ def check_capacity(
         f"{n:g} {unit}" for n, unit in ((cpus, "CPUs"), (gpus, "GPUs")) if n
     )
     message = (
-        f"{what} ask for {asked} at once, but the Ray cluster has "
+        f"{what}: {asked} needed at once, but the Ray cluster has "
         f"{have_cpus:g} CPUs and {have_gpus:g} GPUs"
     )
     if env.ray_address():

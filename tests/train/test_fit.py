@@ -220,7 +220,7 @@ def test_a_missing_checkpoint_says_how_to_start_over(
 
 
 def test_more_workers_than_the_cluster_can_hold_are_refused(movielens) -> None:
-    with pytest.raises(ValueError, match="3 workers of 1 CPUs ask for 3 CPUs at once"):
+    with pytest.raises(ValueError, match=r"num_workers=3, .*: 3 CPUs needed at once"):
         fit(_config(movielens), Scaling(num_workers=3), storage="unused", name="x")
 
 

@@ -146,6 +146,14 @@ class Pipeline:
         for stage in reversed(STAGES):
             if stage.name in needed:
                 needed.update(stage.after)
+        for stage in STAGES[: last + 1]:  # before anything runs
+            reused = stage.name in needed and stage.name not in self.wanted
+            if reused and self.store.record(stage.name) is None:
+                raise ValueError(
+                    f"stage {stage.name!r} has not run yet for job "
+                    f"{self.job.name!r}, and later stages need it; add it to "
+                    "--stages"
+                )
         for stage in STAGES[: last + 1]:
             if stage.name not in needed:
                 continue
@@ -158,12 +166,6 @@ class Pipeline:
                 result.outputs[stage.name] = outputs
                 result.ran.append(stage.name)
                 continue
-            if record is None:
-                raise ValueError(
-                    f"stage {stage.name!r} has not run yet for job "
-                    f"{self.job.name!r}, and later stages need it; add it to "
-                    "--stages"
-                )
             if not fresh:
                 logger.warning(
                     "stage %s: its settings changed since it ran, but it is not "

@@ -135,9 +135,10 @@ def _load(path: Path, weights_only: bool) -> Any:
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several kinds for a damaged file
-        detail = next(iter(str(error).splitlines()), type(error).__name__)
+        # Only the kind: torch's own text may suggest loading it unsafely.
         raise UnreadableCheckpoint(
-            f"checkpoint file {path} cannot be read ({detail}); the run cannot "
+            f"checkpoint file {path} cannot be read ({type(error).__name__}: "
+            "damaged or not a checkpoint); the run cannot "
             "resume from it: start it over under a new name or after deleting "
             "its folder (recnas run: --force STAGE)"
         ) from error

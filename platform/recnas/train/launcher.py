@@ -218,7 +218,12 @@ def _trainer(config: TrainConfig, scaling: Scaling, storage: str, name: str, cb:
         name=name,
         storage_path=path,
         storage_filesystem=fs,
-        failure_config=FailureConfig(max_failures=config.max_failures),
+        # Failures of the controller itself (a worker group that cannot start
+        # after a loss, say) get the same budget; Ray's default is unlimited.
+        failure_config=FailureConfig(
+            max_failures=config.max_failures,
+            controller_failure_limit=config.max_failures,
+        ),
         checkpoint_config=CheckpointConfig(num_to_keep=config.num_to_keep),
         callbacks=[cb],
         worker_runtime_env={"env_vars": scaling.worker_env()},
@@ -277,8 +282,8 @@ def fit(
     check_capacity(
         scaling.num_workers * scaling.cpus_per_worker,
         scaling.num_workers if scaling.use_gpu else 0,
-        f"{scaling.num_workers} workers of {scaling.cpus_per_worker:g} CPUs"
-        + (" and a GPU" if scaling.use_gpu else ""),
+        f"Scaling(num_workers={scaling.num_workers}, cpus_per_worker="
+        f"{scaling.cpus_per_worker:g}, use_gpu={scaling.use_gpu})",
         advice="ask for fewer workers or smaller ones",
     )
     if not config.threads:
@@ -297,7 +302,7 @@ def fit(
     thread.start()
     bar = _Progress(name, progress)
     try:
-        _follow(name, thread, reports, on_report, bar)
+        _follow(f"{storage}/{name}", thread, reports, on_report, bar)
     finally:
         bar.close()
         ray.kill(reports.actor)
@@ -317,7 +322,8 @@ class TrainingFailed(RuntimeError):
 
 def _first_line(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}"
-    return next((line for line in text.splitlines() if line.strip()), text)
+    line = next((line for line in text.splitlines() if line.strip()), text)
+    return line.rstrip(". ")
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -341,7 +347,7 @@ def _failure(
     """The error ``fit`` raises for a failed Ray Train run: one that says what
     failed and what to do, instead of Ray's pages of worker tracebacks (None
     for errors that are not a failed run)."""
-    from ray.train import WorkerGroupError
+    from ray.train import ControllerError, WorkerGroupError
     from ray.train.v2._internal.exceptions import CheckpointManagerInitializationError
 
     from recnas.train.checkpoint import UnreadableCheckpoint
@@ -360,20 +366,23 @@ def _failure(
         # Ray hands a worker's own exception back wrapped, with its traceback
         # as the text; the exception itself says what went wrong in one line.
         failures = [getattr(e, "_base_exc", e) for e in error.worker_failures.values()]
-        unreadable = [e for e in failures if isinstance(e, UnreadableCheckpoint)]
-        if unreadable:
-            return TrainingFailed(f"run {folder}: {unreadable[0]}")
-        causes = sorted({_first_line(e) for e in failures}) or [_first_line(error)]
-        return TrainingFailed(
-            f"run {folder}: training failed after {config.max_failures} "
-            f"restart(s); {'; '.join(causes)}. Run it again to resume from its "
-            "newest checkpoint"
-        )
-    return None
+    elif isinstance(error, ControllerError):
+        failures = [error.controller_failure]
+    else:
+        return None
+    unreadable = [e for e in failures if isinstance(e, UnreadableCheckpoint)]
+    if unreadable:
+        return TrainingFailed(f"run {folder}: {unreadable[0]}")
+    causes = sorted({_first_line(e) for e in failures}) or [_first_line(error)]
+    return TrainingFailed(
+        f"run {folder}: training failed after {config.max_failures} "
+        f"restart(s); {'; '.join(causes)}. Run it again to resume from its "
+        "newest checkpoint"
+    )
 
 
 def _follow(
-    name: str,
+    folder: str,
     thread: threading.Thread,
     reports: Any,
     on_report: Any,
@@ -393,10 +402,10 @@ def _follow(
         resumed_from = metrics.get("resumed_from", 0)
         if metrics.get("starts") != starts and resumed_from:
             logger.info(
-                "%s: resumed from its checkpoint at step %d", name, resumed_from
+                "run %s: resumed from its checkpoint at step %d", folder, resumed_from
             )
         elif metrics.get("step", 0) < step:
-            logger.info("%s: started over from step 0 (no checkpoint yet)", name)
+            logger.info("run %s: started over from step 0 (no checkpoint yet)", folder)
         starts, step = metrics.get("starts"), metrics.get("step", 0)
         bar.update(metrics)
         if on_report is not None:
