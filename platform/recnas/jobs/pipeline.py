@@ -132,36 +132,33 @@ class Pipeline:
     ) -> PipelineResult:
         """Runs the stages (all, or ``only`` these), redoing ``force`` ones.
 
-        Stages after the last one in ``only`` do not run; a stage before it
-        that ``only`` leaves out must have completed before, since its outputs
-        feed the later stages.
+        A stage that ``only`` leaves out runs not at all: when a named stage
+        follows it, it must have completed before, since its outputs feed the
+        later stages.
         """
         check_stage_names([*(only or ()), *force])
         self.forced = set(force)
         self.wanted = list(only or STAGE_NAMES)
         result = PipelineResult()
         hashes: dict[str, str] = {}
-        last = max(STAGE_NAMES.index(n) for n in only) if only else len(STAGES) - 1
         needed = set(self.wanted)  # the wanted stages and all they follow
         for stage in reversed(STAGES):
             if stage.name in needed:
                 needed.update(stage.after)
-        for stage in STAGES[: last + 1]:  # before anything runs
-            reused = stage.name in needed and stage.name not in self.wanted
+        chosen = [stage for stage in STAGES if stage.name in needed]
+        for stage in chosen:  # before anything runs
+            reused = stage.name not in self.wanted
             if reused and self.store.record(stage.name) is None:
                 raise ValueError(
                     f"stage {stage.name!r} has not run yet for job "
                     f"{self.job.name!r}, and later stages need it; add it to "
                     "--stages"
                 )
-        for stage in STAGES[: last + 1]:
-            if stage.name not in needed:
-                continue
+        for stage in chosen:
             hashes[stage.name] = self.inputs_hash(stage, hashes, result.outputs)
             record = self.store.record(stage.name)
-            wanted = only is None or stage.name in only
             fresh = record is not None and record.inputs_hash == hashes[stage.name]
-            if wanted and (not fresh or stage.name in force):
+            if stage.name in self.wanted and (not fresh or stage.name in force):
                 outputs = self._run_stage(stage, hashes[stage.name], result.outputs)
                 result.outputs[stage.name] = outputs
                 result.ran.append(stage.name)

@@ -86,12 +86,8 @@ def common_tags(job: JobSpec, upstream: dict[str, dict[str, Any]]) -> dict[str, 
 
 
 def scaling(job: JobSpec) -> Scaling:
-    """The job's Ray Train workers, checked against the cluster's size."""
+    """The job's Ray Train workers (see :func:`check_resources`)."""
     r = job.resources
-    cpus = "resources.workers * resources.cpus_per_worker"
-    check_capacity(r.workers * r.cpus_per_worker, 0, cpus)
-    if r.use_gpu:
-        check_capacity(0, r.workers, "resources.use_gpu (a GPU per worker)")
     return Scaling(
         num_workers=r.workers,
         cpus_per_worker=r.cpus_per_worker,
@@ -102,9 +98,13 @@ def scaling(job: JobSpec) -> Scaling:
 
 def check_resources(job: JobSpec, names: Collection[str]) -> None:
     """Refuses, before the first of the stages ``names`` runs, resources that
-    the Ray cluster can never give them."""
+    the Ray cluster can never give them, naming the job keys that ask."""
+    r = job.resources
     if {"supernet", "retrain", "baselines"} & set(names):
-        scaling(job)
+        cpus = "resources.workers * resources.cpus_per_worker"
+        check_capacity(r.workers * r.cpus_per_worker, 0, cpus)
+        if r.use_gpu:
+            check_capacity(0, r.workers, "resources.use_gpu (a GPU per worker)")
     if "search" in names:
         check_capacity(job.search.cpus_per_trial, 0, "search.cpus_per_trial")
 

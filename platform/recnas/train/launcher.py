@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from recnas.data.storage import resolve
+from recnas.data.storage import join, resolve
 from recnas.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -300,15 +300,16 @@ def fit(
 
     thread = threading.Thread(target=run, name=f"recnas-fit-{name}", daemon=True)
     thread.start()
+    folder = join(storage, name)
     bar = _Progress(name, progress)
     try:
-        _follow(f"{storage}/{name}", thread, reports, on_report, bar)
+        _follow(folder, thread, reports, on_report, bar)
     finally:
         bar.close()
         ray.kill(reports.actor)
     error = outcome.get("error")
     if error is not None:
-        failure = _failure(error, config, f"{storage}/{name}")
+        failure = _failure(error, config, folder)
         if failure is None:
             raise error
         raise failure from error
