@@ -491,13 +491,13 @@ def _worker_cpu_rate(reports: list[dict]) -> float:
 
 def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     """recnas as users run it, ``fit`` on Ray Train (Parquet through the batch
-    loader, a report every 20 steps), against the hand-written in-memory loop
-    with the same threads; 2 workers against 1.
+    loader, a report every ``log_every`` steps, its default), against the
+    hand-written in-memory loop with the same threads; 2 workers against 1.
 
-    The workers' steady-state rate is the samples/s of each 20-step interval
-    between reports (the first interval, with the first steps' allocations,
-    is left out); the plain loop is timed in 20-step windows before and after
-    every fit. Every set-up is fitted three times, in turns with the others:
+    The workers' steady-state rate is the samples/s of each interval between
+    reports (the first interval, with the first steps' allocations, is left
+    out); the plain loop is timed in windows of as many steps before and
+    after every fit. Every set-up is fitted three times, in turns with the others:
     on this kind of shared machine the same loop runs 10-20 % slower for
     whole stretches of a minute or more, so the ratios are taken two ways.
     Pooled: the best and the median window of each side over the whole
@@ -507,7 +507,8 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     cancel out. The start-up of a run (``fit`` called to first report) is
     printed apart.
     """
-    steps, window, rounds = 120, 20, 3
+    window, rounds = TrainConfig.log_every, 3
+    steps = 6 * window
     setups = ((1, 1.0), (1, 2.0), (2, 1.0))
     data = _write_dataset(tmp_path / "data", {"train": 2 * steps * BATCH})
     plain = _PlainReference(tmp_path, 3 * window, window)
