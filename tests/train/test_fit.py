@@ -238,6 +238,35 @@ def test_a_run_that_fails_for_good_says_why_in_one_line() -> None:
     assert _failure(KeyboardInterrupt(), TrainConfig.baseline("d", "dnn"), "x") is None
 
 
+def test_the_driver_stops_following_at_the_end_marker() -> None:
+    """The marker ends the wait at once, even while the trainer's thread is
+    still finishing; every report before it reaches ``on_report``."""
+    import queue
+    import threading
+
+    from recnas.train.launcher import _FINISHED, _follow, _Progress
+
+    reports: queue.Queue = queue.Queue()
+    for step in (1, 2):
+        reports.put({"step": step, "starts": 1, "total_steps": 2})
+    reports.put(_FINISHED)
+    still_running = threading.Event()
+    trainer = threading.Thread(target=still_running.wait, daemon=True)
+    trainer.start()
+    seen: list[object] = []
+
+    def follow() -> None:
+        bar = _Progress("x", False)
+        _follow("runs/x", trainer, reports, lambda m: seen.append(m["step"]), bar)
+        seen.append("returned")
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    follower.join(timeout=3)
+    still_running.set()
+    assert seen == [1, 2, "returned"]
+
+
 def test_killed_worker_resumes_from_checkpoint(
     baseline_run, movielens, tmp_path, caplog
 ) -> None:
