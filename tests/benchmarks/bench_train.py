@@ -497,9 +497,9 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     The workers' steady-state rate is the samples/s of each interval between
     reports (the first interval, with the first steps' allocations, is left
     out); the plain loop is timed in windows of as many steps before and
-    after every fit. Every set-up is fitted three times, in turns with the others:
-    on this kind of shared machine the same loop runs 10-20 % slower for
-    whole stretches of a minute or more, so the ratios are taken two ways.
+    after every fit. Every set-up is fitted three times, in turns with the
+    others: on this kind of shared machine the same loop runs 10-20 % slower
+    for whole stretches of a minute or more, so the ratios are taken two ways.
     Pooled: the best and the median window of each side over the whole
     test. Paired: each run's median interval against the plain loop's
     median just before and just after it (the mean of the two), then the
