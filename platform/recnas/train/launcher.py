@@ -280,11 +280,11 @@ def fit(
     import ray
     from ray.util.queue import Queue
 
-    from recnas.runtime import check_capacity
+    from recnas.runtime import check_capacity, connect
 
     scaling = scaling or Scaling()
     if not ray.is_initialized():
-        ray.init()  # what Ray's first remote call below would do anyway
+        connect()  # as recnas's commands do; it stays up for later calls
     check_capacity(
         scaling.num_workers * scaling.cpus_per_worker,
         scaling.num_workers if scaling.use_gpu else 0,
