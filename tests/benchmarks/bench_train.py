@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import statistics
 import time
 from collections.abc import Iterator
@@ -214,14 +215,15 @@ def _subnet_times(variants: tuple[str, ...], rounds: int, out: str) -> None:
 _OPENMP_SET = any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
 
 
-def _openmp_env(policy: str) -> dict[str, str]:
-    """The OpenMP variables that recnas's workers get under ``policy``."""
-    return Scaling(omp_wait_policy=policy).openmp_env()
+def _worker_env(policy: str) -> dict[str, str]:
+    """The OpenMP and malloc variables that recnas's workers get under the
+    OpenMP wait policy ``policy``."""
+    return Scaling(omp_wait_policy=policy).process_env()
 
 
 def _in_fresh_process(env: dict[str, str], fn, *args) -> None:
     """Run ``fn(*args)`` in a new Python process started with ``env`` added
-    (OpenMP reads its settings when torch loads)."""
+    (OpenMP and malloc read their settings when the process starts)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -251,9 +253,10 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
     model's 2 x 3 x multiply-adds, so the two can be compared.
 
     Single steps and single 2048^3 matmuls are timed in turns, 8 of each, in
-    a fresh process that runs OpenMP as recnas's Ray workers do (brief
-    spinning, see ``Scaling``) and, for comparison, in one with torch's
-    default (long spinning) and in one whose threads sleep at once.
+    a fresh process that runs OpenMP and malloc as recnas's Ray workers do
+    (brief spinning, memory kept between steps, see ``Scaling``) and, for
+    comparison, in one with torch's default (long spinning) and in one whose
+    threads sleep at once.
     The peak is the fastest matmul of either process; the figure in
     parentheses compares the median step with the median matmul instead.
     """
@@ -281,7 +284,7 @@ def test_subnet_step_flops_against_matmul_peak(tmp_path: Path) -> None:
     times = {}
     for policy, variants in runs.items():
         out = tmp_path / f"{policy}.json"
-        env = _openmp_env(policy) if policy != "default" else {}
+        env = _worker_env(policy) if policy != "default" else {}
         _in_fresh_process(env, _subnet_times, variants, 8, str(out))
         times[policy] = json.loads(out.read_text())
     for threads in ("1", "2"):
@@ -412,20 +415,31 @@ def _fit(
     return reports
 
 
-def _plain_windows(batches: list[Batch], window: int) -> tuple[list[float], float]:
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _plain_windows(
+    batches: list[Batch], window: int
+) -> tuple[list[float], float, float]:
     """Samples/s of each ``window``-step window of the hand-written loop on one
-    fresh model, and its samples per CPU second of this thread."""
+    fresh model, its samples per CPU second of this thread, and this
+    process's minor page faults per step after the first window."""
     torch.manual_seed(0)
     step = _plain_step(build_baseline("dlrm", CRITEO, **DLRM), 1e-3)
-    rates, cpu = [], 0.0
+    rates, cpu, faults = [], 0.0, 0
     for first in range(0, len(batches), window):
         part = batches[first : first + window]
+        faults_start = _minor_faults()
         cpu_start, start = time.thread_time(), time.perf_counter()
         for batch in part:
             step(batch)
         rates.append(len(part) * BATCH / (time.perf_counter() - start))
         cpu += time.thread_time() - cpu_start
-    return rates, len(batches) * BATCH / cpu
+        if first:
+            faults += _minor_faults() - faults_start
+    steady = len(batches) - window
+    return rates, len(batches) * BATCH / cpu, faults / steady
 
 
 def _plain_all_threads(steps: int, window: int, out: str) -> None:
@@ -441,9 +455,10 @@ def _plain_all_threads(steps: int, window: int, out: str) -> None:
 
 class _PlainReference:
     """The hand-written loop's windows at 1 and 2 threads, gathered in turns
-    with the fits: in this process (torch's default OpenMP settings) and in a
-    fresh process with the workers' OpenMP settings. Every window of both
-    counts, so the reference is the faster of the two set-ups. ``medians``
+    with the fits: in this process (torch's and glibc's default settings) and
+    in a fresh process with the workers' OpenMP and malloc settings (as
+    ``Scaling`` sets them). Every window of both counts, so the reference is
+    the faster of the two set-ups. ``medians``
     keeps each measurement's median apart, so that a fit can be compared
     with the measurements just before and just after it."""
 
@@ -453,22 +468,27 @@ class _PlainReference:
         self.rates: dict[int, list[float]] = {1: [], 2: []}
         self.medians: dict[int, list[float]] = {1: [], 2: []}
         self.cpu: list[float] = []
+        # Page faults per step at each thread count: this process, fresh one.
+        self.faults: dict[int, list[float]] = {1: [], 2: []}
+        self.fresh_faults: dict[int, list[float]] = {1: [], 2: []}
         self.runs = 0
 
     def measure(self) -> None:
         now: dict[int, list[float]] = {1: [], 2: []}
         for threads in (1, 2):
             with _threads(threads):
-                rates, cpu_rate = _plain_windows(self.batches, self.window)
+                rates, cpu_rate, faults = _plain_windows(self.batches, self.window)
             now[threads] += rates
+            self.faults[threads].append(faults)
             if threads == 1:
                 self.cpu.append(cpu_rate)
         self.runs += 1
         out = self.folder / f"plain-{self.runs}.json"
-        env = _openmp_env(Scaling().omp_wait_policy)
+        env = Scaling().process_env()
         _in_fresh_process(env, _plain_all_threads, self.steps, self.window, str(out))
-        for threads, (rates, cpu_rate) in json.loads(out.read_text()).items():
+        for threads, (rates, cpu_rate, faults) in json.loads(out.read_text()).items():
             now[int(threads)] += rates
+            self.fresh_faults[int(threads)].append(faults)
             if threads == "1":
                 self.cpu.append(cpu_rate)
         for threads, rates in now.items():
@@ -481,12 +501,16 @@ class _PlainReference:
         return sum(pair) / len(pair)
 
 
-def _worker_cpu_rate(reports: list[dict]) -> float:
-    """Samples per CPU second of rank 0's whole worker process (loader thread,
-    Ray's threads, reports) from its first report to its last."""
+def _worker_per_step(reports: list[dict], key: str) -> float:
+    """Growth of rank 0's whole-process count ``key`` (CPU seconds of the
+    loader thread, Ray's threads, reports and all; page faults) per step, from
+    its first report to its last."""
     first, last = reports[0], reports[-1]
-    samples = (last["step"] - first["step"]) * BATCH
-    return samples / (last["process_cpu_s"] - first["process_cpu_s"])
+    return (last[key] - first[key]) / (last["step"] - first["step"])
+
+
+def _counts(values: list[float]) -> str:
+    return " / ".join(f"{v:,.0f}" for v in values)
 
 
 def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
@@ -504,8 +528,10 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
     test. Paired: each run's median interval against the plain loop's
     median just before and just after it (the mean of the two), then the
     median over the runs; drifts of the machine's speed that outlast a run
-    cancel out. The start-up of a run (``fit`` called to first report) is
-    printed apart.
+    cancel out. The start-up of a run (``fit`` called to first report) and
+    the page faults per step of every run and plain measurement (a sign of
+    memory handed back to the kernel and taken again each step) are printed
+    apart.
     """
     window, rounds = TrainConfig.log_every, 3
     steps = 6 * window
@@ -535,7 +561,7 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
         return [rate for reports in runs[key] for rate in rates(reports)]
 
     def per_run(key: tuple[int, float]) -> str:
-        return " / ".join(f"{med(rates(reports)):,.0f}" for reports in runs[key])
+        return _counts([med(rates(reports)) for reports in runs[key]])
 
     med = statistics.median
     niceness = {
@@ -563,7 +589,20 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
             f"(goal 0.9); worker niceness {niceness}; start-up "
             f"{min(startup[key]):.1f} s; {_load()}"
         )
-    cpu_rate = max(_worker_cpu_rate(reports) for reports in runs[1, 1.0])
+    cpu_rate = BATCH / min(
+        _worker_per_step(reports, "process_cpu_s") for reports in runs[1, 1.0]
+    )
+    for threads, key in ((1, (1, 1.0)), (2, (1, 2.0))):
+        fit_faults = [
+            _worker_per_step(reports, "minor_faults") for reports in runs[key]
+        ]
+        print(
+            f"BENCH fit dlrm page faults per step, {threads} thread(s): plain in "
+            f"this process (glibc's settings) {_counts(plain.faults[threads])}; "
+            f"plain with the workers' settings "
+            f"{_counts(plain.fresh_faults[threads])}; recnas worker process "
+            f"{_counts(fit_faults)}"
+        )
     two = intervals((2, 1.0))
     print(
         f"BENCH fit dlrm CPU cost, 1 thread: plain {max(plain.cpu):,.0f} samples "

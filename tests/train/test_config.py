@@ -71,6 +71,8 @@ def test_scaling_rejects_bf16_on_cpu() -> None:
         Scaling(num_workers=0)
     with pytest.raises(ValueError, match="omp_wait_policy: 'spin' is not one of"):
         Scaling(omp_wait_policy="spin")
+    with pytest.raises(ValueError, match="malloc_policy: 'tcmalloc' is not one of"):
+        Scaling(malloc_policy="tcmalloc")
     with pytest.raises(ValueError, match=r"niceness: must be in \[0, 19\], got 20"):
         Scaling(niceness=20)
     with pytest.raises(
@@ -100,6 +102,27 @@ def test_workers_start_with_the_openmp_wait_policy(tmp_path) -> None:
         env = trainer.run_config.worker_runtime_env["env_vars"]
         assert (env["OMP_WAIT_POLICY"], env["GOMP_SPINCOUNT"]) == (wait, spins)
         assert env["RAY_worker_niceness"] == "0"
+
+
+def test_workers_start_with_the_malloc_policy(tmp_path) -> None:
+    import queue
+
+    from recnas.train.launcher import _report_forwarder, _trainer
+
+    config = TrainConfig.baseline("d", "dnn")
+    keys = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    expected = {
+        "steady": ("1", str(32 * 2**20), str(256 * 2**20)),
+        "default": (None, None, None),
+    }
+    assert Scaling().malloc_policy == "steady"
+    for policy, values in expected.items():
+        scaling = Scaling(num_workers=1, malloc_policy=policy)
+        cb = _report_forwarder(queue.Queue())
+        trainer = _trainer(config, scaling, str(tmp_path), "run", cb)
+        env = trainer.run_config.worker_runtime_env["env_vars"]
+        assert tuple(env.get(k) for k in keys) == values
+        assert env["OMP_WAIT_POLICY"] == "PASSIVE"  # the other settings stay
 
 
 def test_warmup_then_cosine() -> None:

@@ -21,11 +21,12 @@ touched by the optimizer. ``grad_sync="ddp"`` uses torch DDP with
 ``find_unused_parameters`` instead.
 
 Every ``log_every`` steps all workers report training loss, samples/s, the
-CPU seconds their process (all its threads) and its training thread have
-used so far, and its niceness; evaluations (exact, over the whole split) and
-checkpoints go into the same reports. A restarted worker group resumes from
-the newest checkpoint: model, optimizer, schedule, data position,
-early-stopping state and history.
+CPU seconds their process (all its threads) has used so far, the minor page
+faults it has taken so far (pages the kernel had to map in again) and its
+niceness; evaluations (exact, over the whole split) and checkpoints go into
+the same reports. A restarted worker group resumes from the newest
+checkpoint: model, optimizer, schedule, data position, early-stopping state
+and history.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import logging
 import math
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -527,6 +529,7 @@ class WorkerLoop:
             "pid": os.getpid(),
             "niceness": os.nice(0),
             "process_cpu_s": time.process_time(),
+            "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
         }
         if self.space is not None:
             metrics["arch_digest"] = self.interval_archs.hexdigest()[:12]
