@@ -458,9 +458,9 @@ class _PlainReference:
     with the fits: in this process (torch's and glibc's default settings) and
     in a fresh process with the workers' OpenMP and malloc settings (as
     ``Scaling`` sets them). Every window of both counts, so the reference is
-    the faster of the two set-ups. ``medians``
-    keeps each measurement's median apart, so that a fit can be compared
-    with the measurements just before and just after it."""
+    the faster of the two set-ups. ``medians`` keeps each measurement's
+    median apart, so that a fit can be compared with the measurements just
+    before and just after it."""
 
     def __init__(self, folder: Path, steps: int, window: int) -> None:
         self.folder, self.steps, self.window = folder, steps, window
