@@ -589,10 +589,6 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
             f"(goal 0.9); worker niceness {niceness}; start-up "
             f"{min(startup[key]):.1f} s; {_load()}"
         )
-    cpu_rate = BATCH / min(
-        _worker_per_step(reports, "process_cpu_s") for reports in runs[1, 1.0]
-    )
-    for threads, key in ((1, (1, 1.0)), (2, (1, 2.0))):
         fit_faults = [
             _worker_per_step(reports, "minor_faults") for reports in runs[key]
         ]
@@ -603,6 +599,9 @@ def test_fit_throughput(ray_cluster, tmp_path: Path) -> None:
             f"{_counts(plain.fresh_faults[threads])}; recnas worker process "
             f"{_counts(fit_faults)}"
         )
+    cpu_rate = BATCH / min(
+        _worker_per_step(reports, "process_cpu_s") for reports in runs[1, 1.0]
+    )
     two = intervals((2, 1.0))
     print(
         f"BENCH fit dlrm CPU cost, 1 thread: plain {max(plain.cpu):,.0f} samples "
